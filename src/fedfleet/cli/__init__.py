@@ -1,0 +1,1 @@
+"""Thin command-line front end: parse, load config, call the library, render."""

@@ -1,0 +1,24 @@
+"""Helpers shared by CLI commands: output format, JSON printing, the stderr console."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from typing import Any
+
+from rich.console import Console
+
+# Progress and human-readable messages go to stderr so `--format json` keeps stdout clean.
+console = Console(stderr=True)
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def print_json(payload: Any) -> None:
+    """Print one JSON object on stdout, nothing else."""
+    sys.stdout.write(json.dumps(payload, default=str) + "\n")
+    sys.stdout.flush()

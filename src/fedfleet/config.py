@@ -1,0 +1,201 @@
+"""Validated run configuration: YAML or dict in, typed pydantic models out.
+
+Every key has a default, unknown keys are errors, and ``--set a.b=value`` overrides are
+parsed as YAML scalars before validation, so ``--set train.lr=0.1`` gives a float.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fedfleet.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    dataset: str = "fashion_mnist"  # fashion_mnist | digits
+    root: str | None = None  # folder with the data set's files; None searches the usual places
+    num_clients: int = Field(100, ge=1)  # devices the training set is split over
+    partition: Literal["iid", "dirichlet", "shards", "quantity"] = "dirichlet"
+    alpha: float = Field(0.5, gt=0)  # Dirichlet concentration: smaller is more Non-IID
+    shards_per_client: int = Field(2, ge=1)  # classes (shards) per client for `shards`
+    quantity_sigma: float = Field(1.0, gt=0)  # log-normal sigma of client sizes for `quantity`
+    test_fraction: float = Field(1.0, gt=0, le=1)  # share of the test set used for evaluation
+
+
+class ModelConfig(_Section):
+    name: str = "cnn"  # mlp | cnn | lenet5
+
+
+class TrainConfig(_Section):
+    mode: Literal["sync", "async"] = "sync"
+    rounds: int = Field(30, ge=1)  # sync rounds (async: aggregations)
+    clients_per_round: int = Field(10, ge=1)  # cohort size per round
+    local_epochs: int = Field(1, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(0.05, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    eval_every: int = Field(1, ge=1)  # evaluate the global model every k rounds
+    target_accuracy: float | None = Field(None, gt=0, le=1)  # for time_to_target_s
+    deadline_s: float | None = Field(None, gt=0)  # drop devices finishing later in a round
+    eval_batch_size: int = Field(1000, ge=1)
+
+
+class StrategyConfig(_Section):
+    name: str = "fedavg"  # fedavg | fedprox | fednova
+    mu: float = Field(0.01, ge=0)  # FedProx proximal coefficient
+    server_lr: float = Field(1.0, gt=0)  # global step size applied to the aggregated delta
+
+
+class FleetConfig(_Section):
+    profile: Literal["uniform", "heterogeneous"] = "heterogeneous"
+    base_speed: float = Field(200.0, gt=0)  # median device compute speed, samples/s
+    speed_spread: float = Field(20.0, ge=1)  # fastest/slowest speed ratio (heterogeneous)
+    bandwidth_mbps: float = Field(20.0, gt=0)  # median uplink bandwidth; downlink is 5x
+    availability: float = Field(1.0, gt=0, le=1)  # probability a device is online at a round
+    fluctuation: float = Field(0.2, ge=0)  # shifted-exponential compute noise, relative
+
+
+class ValidationConfig(_Section):
+    max_norm_ratio: float = Field(10.0, gt=1)  # reject updates > ratio x cohort median norm
+
+
+class BackendConfig(_Section):
+    name: Literal["local"] = "local"
+
+
+class RunConfig(_Section):
+    """The whole run: every section has defaults; see configs/default.yaml."""
+
+    name: str = "default"
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    strategy: StrategyConfig = StrategyConfig()
+    fleet: FleetConfig = FleetConfig()
+    validation: ValidationConfig = ValidationConfig()
+    backend: BackendConfig = BackendConfig()
+    checkpoint_every: int = Field(10, ge=0)  # rounds between checkpoints; 0 disables
+
+    @model_validator(mode="after")
+    def _cohort_fits_fleet(self) -> RunConfig:
+        if self.train.clients_per_round > self.data.num_clients:
+            raise ValueError(
+                f"train.clients_per_round ({self.train.clients_per_round}) exceeds "
+                f"data.num_clients ({self.data.num_clients})"
+            )
+        return self
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Turn ``["a.b=1", "c=x"]`` into a nested dict with YAML-typed values."""
+    nested: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {pair!r} is not KEY=VALUE (e.g. --set train.lr=0.1)")
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {key!r} conflicts with another override")
+        node[leaf] = yaml.safe_load(raw) if raw else None
+    return nested
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` updated recursively with ``update`` (neither is modified)."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with a one-line error for a missing or malformed file."""
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, not {type(loaded).__name__}")
+    return loaded
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One line naming the first offending key and what is wrong with it."""
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "config"
+    if first["type"] == "extra_forbidden":
+        return f"unknown config key {key!r}; check its spelling (see configs/default.yaml)"
+    return f"config key {key!r}: {first['msg']} (got {first.get('input')!r})"
+
+
+def validate_mapping(model: type[_Section], raw: dict[str, Any]) -> Any:
+    """Validate ``raw`` against ``model`` and turn pydantic errors into ConfigError."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+
+
+def load_config(
+    source: str | Path | dict[str, Any] | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+) -> RunConfig:
+    """Load and validate a run configuration.
+
+    Parameters
+    ----------
+    source : path, dict or None
+        A YAML file, an already-parsed mapping, or None for configs/default.yaml
+        (falling back to built-in defaults when the file is not installed).
+    overrides : list of "a.b=value" strings or nested dict, optional
+        Applied on top of ``source``.
+
+    Returns
+    -------
+    RunConfig
+        The validated configuration.
+
+    Raises
+    ------
+    ConfigError
+        For unknown keys or invalid values, naming the key.
+    """
+    if source is None:
+        raw = read_yaml(DEFAULT_CONFIG_PATH) if DEFAULT_CONFIG_PATH.exists() else {}
+    elif isinstance(source, dict):
+        raw = source
+    else:
+        raw = read_yaml(source)
+    if overrides:
+        update = parse_overrides(overrides) if isinstance(overrides, list) else overrides
+        raw = deep_merge(raw, update)
+    config: RunConfig = validate_mapping(RunConfig, raw)
+    return config
+
+
+def dump_config(config: BaseModel) -> str:
+    """The fully resolved config as YAML text."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,27 @@
+"""Matplotlib set-up shared by every plot: a headless backend and a save helper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def new_figure(width: float = 6.0, height: float = 4.0) -> tuple[Figure, plt.Axes]:
+    """A figure with one axes, sized in inches."""
+    figure, axes = plt.subplots(figsize=(width, height))
+    return figure, axes
+
+
+def save_figure(figure: Figure, path: str | Path) -> Path:
+    """Save ``figure`` as PNG at ``path`` and release its memory."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
