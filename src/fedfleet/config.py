@@ -37,7 +37,7 @@ class ModelConfig(_Section):
 
 
 class TrainConfig(_Section):
-    mode: Literal["sync", "async"] = "sync"
+    mode: Literal["sync"] = "sync"  # the asynchronous mode is planned
     rounds: int = Field(30, ge=1)  # sync rounds (async: aggregations)
     clients_per_round: int = Field(10, ge=1)  # cohort size per round
     local_epochs: int = Field(1, ge=1)

@@ -20,6 +20,8 @@ app = typer.Typer(
 
 # Each module defines ``register(app)``; one line here per command group.
 COMMAND_MODULES = (
+    "fedfleet.cli.run_cmd",
+    "fedfleet.cli.data_cmd",
 )
 
 

@@ -158,7 +158,7 @@ def load_digits(root: str | Path | None = None, test_fraction: float = 0.25, see
     x = torch.from_numpy((bunch.images / 16.0).astype(np.float32)).unsqueeze(1)
     y = torch.from_numpy(bunch.target.astype(np.int64))
     order = np.random.default_rng(seed).permutation(len(y))
-    n_test = int(round(len(y) * test_fraction))
+    n_test = round(len(y) * test_fraction)
     classes = tuple(str(c) for c in range(10))
     full = ArrayDataset(x, y, classes)
     return DataSplit(train=full.subset(order[n_test:]), test=full.subset(order[:n_test]))

@@ -1,0 +1,77 @@
+"""Local training on one reusable working model: load params, train, diff, hand back."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fedfleet.data.datasets import ArrayDataset
+from fedfleet.fl.messages import ClientUpdate, TrainTask
+from fedfleet.fl.params import get_flat, set_flat
+
+
+class LocalTrainer:
+    """Runs local SGD for any client on one working copy of the model.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The working model; its parameters are overwritten by every task.
+    loss_fn : nn.Module, optional
+        Defaults to cross-entropy.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: nn.Module | None = None) -> None:
+        self.model = model
+        self.loss_fn = loss_fn or nn.CrossEntropyLoss()
+
+    def train(self, task: TrainTask, data: ArrayDataset) -> ClientUpdate:
+        """Train from ``task.params`` on ``data`` and return the parameter delta."""
+        plan = task.plan
+        set_flat(self.model, task.params)
+        self.model.train()
+        anchor = [p.detach().clone() for p in self.model.parameters()] if plan.prox_mu > 0 else None
+        optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=plan.lr, momentum=plan.momentum, weight_decay=plan.weight_decay
+        )
+        generator = torch.Generator().manual_seed(task.seed)
+        steps, loss_sum = 0, 0.0
+        for _ in range(plan.epochs):
+            order = torch.randperm(len(data), generator=generator)
+            for batch in order.split(plan.batch_size):
+                loss = self.loss_fn(self.model(data.x[batch]), data.y[batch])
+                if anchor is not None:
+                    loss = loss + proximal_term(self.model, anchor, plan.prox_mu)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                steps += 1
+                loss_sum += loss.item()
+        delta = get_flat(self.model) - task.params
+        return ClientUpdate(
+            client_id=task.client_id,
+            delta=delta,
+            num_samples=len(data),
+            local_steps=steps,
+            base_version=task.base_version,
+            metrics={"train_loss": loss_sum / max(steps, 1)},
+        )
+
+
+def proximal_term(model: nn.Module, anchor: list[torch.Tensor], mu: float) -> torch.Tensor:
+    """FedProx's ``mu/2 * ||w - w_anchor||^2`` over the model's parameters."""
+    squared = sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor, strict=True))
+    return 0.5 * mu * squared  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ArrayDataset, batch_size: int = 1000) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy of ``model`` on ``data``."""
+    model.eval()
+    correct, loss_sum = 0, 0.0
+    for start in range(0, len(data), batch_size):
+        x, y = data.x[start : start + batch_size], data.y[start : start + batch_size]
+        logits = model(x)
+        loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
+        correct += int((logits.argmax(dim=1) == y).sum())
+    return correct / len(data), loss_sum / len(data)

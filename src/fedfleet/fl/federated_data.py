@@ -1,0 +1,65 @@
+"""The data of a federation: one data set per client plus the server's test set."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from fedfleet.config import DataConfig
+from fedfleet.data.datasets import ArrayDataset, load_dataset
+from fedfleet.data.partition import build_partitioner, label_histograms
+
+
+@dataclass(frozen=True)
+class FederatedData:
+    """Client data sets and a held-out test set.
+
+    Attributes
+    ----------
+    clients : list of ArrayDataset
+        One per client; a client's data never leaves it in a real deployment.
+    test : ArrayDataset
+        Where the server evaluates the global model.
+    """
+
+    clients: list[ArrayDataset]
+    test: ArrayDataset
+
+    @property
+    def num_classes(self) -> int:
+        return self.test.num_classes
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.test.input_shape
+
+    def num_samples(self) -> np.ndarray:
+        """(num_clients,) local data set sizes."""
+        return np.array([len(c) for c in self.clients], dtype=np.int64)
+
+    def label_histograms(self) -> np.ndarray:
+        """(num_clients, num_classes) label counts."""
+        labels = np.concatenate([c.y.numpy() for c in self.clients])
+        bounds = np.cumsum([0, *self.num_samples()])
+        parts = [np.arange(a, b) for a, b in itertools.pairwise(bounds)]
+        return label_histograms(labels, parts, self.num_classes)
+
+
+def build_federated_data(config: DataConfig, seed: int) -> FederatedData:
+    """Load the configured data set and partition its training part over clients."""
+    split = load_dataset(config.dataset, root=config.root)
+    partitioner = build_partitioner(
+        config.partition,
+        config.num_clients,
+        random_state=seed,
+        alpha=config.alpha,
+        shards_per_client=config.shards_per_client,
+        quantity_sigma=config.quantity_sigma,
+    ).fit(split.train.y.numpy())
+    test = split.test
+    if config.test_fraction < 1.0:
+        keep = np.random.default_rng(seed).permutation(len(test))[: int(len(test) * config.test_fraction)]
+        test = test.subset(np.sort(keep))
+    return FederatedData([split.train.subset(idx) for idx in partitioner.client_indices_], test)

@@ -1,0 +1,50 @@
+"""The files of a run directory, per the public contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from fedfleet.config import RunConfig, dump_config
+from fedfleet.fl.history import write_jsonl
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+MODEL_FILE = "model.safetensors"
+CHECKPOINT_DIR = "checkpoint"
+
+
+class RunDirectory:
+    """Writes config.yaml, metrics.jsonl, summary.json, model.safetensors and checkpoint/."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / CHECKPOINT_DIR
+
+    def write_config(self, config: RunConfig) -> None:
+        (self.path / CONFIG_FILE).write_text(dump_config(config))
+
+    def write_metrics(self, records: list[dict[str, Any]]) -> None:
+        write_jsonl(self.path / METRICS_FILE, records)
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        with (self.path / METRICS_FILE).open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        (self.path / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+
+    def write_model(self, model: nn.Module) -> None:
+        tensors = {name: t.detach().contiguous() for name, t in model.state_dict().items()
+                   if isinstance(t, torch.Tensor)}
+        save_file(tensors, str(self.path / MODEL_FILE))

@@ -1,0 +1,130 @@
+"""Assemble a runner from a config and run it: the engine's one-call entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fedfleet.backends.local import LocalBackend
+from fedfleet.config import RunConfig, load_config
+from fedfleet.errors import CheckpointError
+from fedfleet.fl.backend import ClientHook
+from fedfleet.fl.callbacks import Callback
+from fedfleet.fl.checkpoint import load_checkpoint
+from fedfleet.fl.client import LocalTrainer
+from fedfleet.fl.federated_data import FederatedData, build_federated_data
+from fedfleet.fl.fleet import TimeModel, make_fleet
+from fedfleet.fl.run_dir import CONFIG_FILE, RunDirectory
+from fedfleet.fl.selection import RandomSelector, Selector
+from fedfleet.fl.strategies import Strategy, build_strategy
+from fedfleet.fl.sync_runner import RunnerParts, SyncRunner
+from fedfleet.models import build_model
+
+
+@dataclass
+class RunResult:
+    """What a run produced.
+
+    Attributes
+    ----------
+    config : RunConfig
+        The fully resolved configuration.
+    history : list of dict
+        One metrics record per evaluation (the lines of metrics.jsonl).
+    summary : dict
+        The contents of summary.json.
+    model : nn.Module
+        The final global model.
+    out_dir : Path or None
+        The run directory, when one was written.
+    """
+
+    config: RunConfig
+    history: list[dict[str, Any]]
+    summary: dict[str, Any]
+    model: nn.Module
+    out_dir: Path | None
+
+
+def build_runner(
+    config: RunConfig,
+    data: FederatedData | None = None,
+    model: nn.Module | None = None,
+    out_dir: str | Path | None = None,
+    strategy: Strategy | None = None,
+    selector: Selector | None = None,
+    callbacks: Sequence[Callback] = (),
+    client_hooks: Sequence[ClientHook] = (),
+) -> SyncRunner:
+    """Assemble the synchronous runner; any part left as None is built from ``config``."""
+    data = data or build_federated_data(config.data, config.seed)
+    if model is None:
+        torch.manual_seed(config.seed)
+        model = build_model(config.model.name, data.input_shape, data.num_classes)
+    parts = RunnerParts(
+        model=model,
+        data=data,
+        strategy=strategy or build_strategy(config.strategy),
+        selector=selector or RandomSelector(),
+        backend=LocalBackend(LocalTrainer(model), data.clients),
+        fleet=make_fleet(config.fleet, len(data.clients), config.seed),
+        time_model=TimeModel(config.fleet.fluctuation),
+        callbacks=callbacks,
+        client_hooks=client_hooks,
+    )
+    run_dir = RunDirectory(out_dir) if out_dir is not None else None
+    if run_dir:
+        run_dir.write_config(config)
+    return SyncRunner(config, parts, run_dir)
+
+
+def run_simulation(
+    config: RunConfig,
+    data: FederatedData | None = None,
+    model: nn.Module | None = None,
+    out_dir: str | Path | None = None,
+    **parts: Any,
+) -> RunResult:
+    """Run a federated simulation end to end.
+
+    Parameters
+    ----------
+    config : RunConfig
+        See :func:`fedfleet.config.load_config`.
+    data : FederatedData, optional
+        Client data sets and a test set; built from ``config.data`` when omitted.
+    model : nn.Module, optional
+        The global model; built from ``config.model`` (seeded by ``config.seed``) when omitted.
+    out_dir : path, optional
+        Run directory for metrics, checkpoints, model and summary.
+    **parts :
+        ``strategy``, ``selector``, ``callbacks``, ``client_hooks`` (see :func:`build_runner`).
+    """
+    runner = build_runner(config, data, model, out_dir, **parts)
+    summary = runner.run()
+    written = runner.run_dir.path if runner.run_dir else None
+    return RunResult(config, runner.state.records, summary, runner.parts.model, written)
+
+
+def read_run_config(run_dir: str | Path) -> RunConfig:
+    """The resolved config of an existing run directory."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        raise CheckpointError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); pass one written by fedfleet run")
+    return load_config(path)
+
+
+def resume_simulation(run_dir: str | Path, data: FederatedData | None = None, **parts: Any) -> RunResult:
+    """Continue the run in ``run_dir`` from its last checkpoint, to the result an uninterrupted run gives."""
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    state = load_checkpoint(RunDirectory(run_dir).checkpoint_dir)
+    runner = build_runner(config, data, out_dir=run_dir, **parts)
+    runner.resume_from(state)
+    summary = runner.run()
+    return RunResult(config, runner.state.records, summary, runner.parts.model, run_dir)

@@ -1,0 +1,69 @@
+"""The strategy interface: paired hooks to configure local training and to aggregate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from fedfleet.fl.messages import ClientUpdate, LocalTrainingPlan
+
+
+@dataclass(frozen=True)
+class FederationInfo:
+    """What the server knows about its clients before training starts.
+
+    Attributes
+    ----------
+    num_samples : numpy.ndarray
+        (num_clients,) local data set sizes.
+    label_histograms : numpy.ndarray
+        (num_clients, num_classes) label counts (the Non-IID degree is computed from these).
+    """
+
+    num_samples: np.ndarray
+    label_histograms: np.ndarray
+
+
+class Strategy:
+    """Base strategy: passes the plan through; subclasses override ``aggregate``.
+
+    Strategies hold any server-side state they need in ``state_dict`` so runs can resume.
+    """
+
+    name = "base"
+
+    def setup(self, info: FederationInfo) -> None:
+        """Called once before training with what the server knows of its clients."""
+        self.info = info
+
+    def configure_train(self, plan: LocalTrainingPlan, round_index: int) -> LocalTrainingPlan:
+        """The local-training plan sent to this round's clients."""
+        return plan
+
+    def aggregate(self, global_params: torch.Tensor, updates: Sequence[ClientUpdate]) -> torch.Tensor:
+        """New global parameters from the accepted updates (never empty)."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        del state
+
+
+def sample_weights(updates: Sequence[ClientUpdate]) -> np.ndarray:
+    """FedAvg weights: proportional to each update's ``num_samples``, summing to 1."""
+    counts = np.array([u.num_samples for u in updates], dtype=np.float64)
+    return counts / counts.sum()
+
+
+def weighted_sum(vectors: Sequence[torch.Tensor], weights: Sequence[float] | np.ndarray) -> torch.Tensor:
+    """Σ w_i v_i as a streaming sum (one accumulator, no stacked copy of the cohort)."""
+    total = torch.zeros_like(vectors[0])
+    for vector, weight in zip(vectors, weights, strict=True):
+        total.add_(vector, alpha=float(weight))
+    return total

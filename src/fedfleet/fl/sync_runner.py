@@ -1,0 +1,210 @@
+"""The synchronous round loop: select → train → validate → aggregate → evaluate → checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedfleet.config import RunConfig
+from fedfleet.fl.backend import Backend, ClientHook
+from fedfleet.fl.callbacks import Callback
+from fedfleet.fl.checkpoint import RunState, save_checkpoint
+from fedfleet.fl.client import evaluate
+from fedfleet.fl.federated_data import FederatedData
+from fedfleet.fl.fleet import BYTES_PER_PARAM, DeviceProfile, TimeModel, VirtualClock
+from fedfleet.fl.history import summarise
+from fedfleet.fl.messages import ClientUpdate, LocalTrainingPlan, TrainTask
+from fedfleet.fl.params import get_flat, set_flat
+from fedfleet.fl.run_dir import RunDirectory
+from fedfleet.fl.selection import Selector
+from fedfleet.fl.strategies import FederationInfo, Strategy
+from fedfleet.fl.validation import Rejection, validate_updates
+
+log = logging.getLogger(__name__)
+
+
+def task_seed(seed: int, step: int, client_id: int) -> int:
+    """A client's batch-order seed for one step, independent of execution order."""
+    return int(np.random.SeedSequence([seed, step, client_id]).generate_state(1)[0])
+
+
+def plan_from_config(config: RunConfig) -> LocalTrainingPlan:
+    train = config.train
+    return LocalTrainingPlan(train.local_epochs, train.batch_size, train.lr, train.momentum, train.weight_decay)
+
+
+@dataclass
+class RunnerParts:
+    """The pluggable pieces a runner is assembled from."""
+
+    model: nn.Module
+    data: FederatedData
+    strategy: Strategy
+    selector: Selector
+    backend: Backend
+    fleet: list[DeviceProfile]
+    time_model: TimeModel
+    callbacks: Sequence[Callback] = ()
+    client_hooks: Sequence[ClientHook] = ()
+
+
+@dataclass
+class RoundOutcome:
+    """What one round did, for the metrics record."""
+
+    accepted: list[ClientUpdate]
+    rejected: list[Rejection]
+    dropped: int
+    duration_s: float
+    bytes_up: int
+    bytes_down: int
+    train_loss: float | None = field(default=None)
+
+
+class SyncRunner:
+    """Runs ``config.train.rounds`` synchronous rounds.
+
+    Parameters
+    ----------
+    config : RunConfig
+    parts : RunnerParts
+    run_dir : RunDirectory, optional
+        Where metrics, checkpoints, the model and the summary go; None keeps everything in memory.
+    """
+
+    def __init__(self, config: RunConfig, parts: RunnerParts, run_dir: RunDirectory | None = None) -> None:
+        self.config = config
+        self.parts = parts
+        self.run_dir = run_dir
+        self.plan = plan_from_config(config)
+        parts.strategy.setup(FederationInfo(parts.data.num_samples(), parts.data.label_histograms()))
+        self.state = RunState(
+            step=0,
+            params=get_flat(parts.model),
+            strategy_state={},
+            rng_state=dict(np.random.default_rng(config.seed).bit_generator.state),
+            clock=0.0,
+            wall_time_s=0.0,
+            records=[],
+            totals={"updates_accepted": 0, "updates_rejected": 0, "dropped": 0, "bytes_up": 0, "bytes_down": 0},
+            extra={},
+        )
+
+    def resume_from(self, state: RunState) -> None:
+        """Continue from a checkpointed state instead of round 0."""
+        self.state = state
+        self.parts.strategy.load_state_dict(state.strategy_state)
+
+    def run(self) -> dict[str, Any]:
+        """Run the remaining rounds; return the summary."""
+        config, parts, state = self.config, self.parts, self.state
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state.rng_state
+        clock = VirtualClock(state.clock)
+        started = time.perf_counter() - state.wall_time_s
+        rounds = config.train.rounds
+        if self.run_dir:
+            self.run_dir.write_metrics(state.records)
+        for callback in parts.callbacks:
+            callback.on_start(rounds, state.step)
+        for round_index in range(state.step + 1, rounds + 1):
+            outcome = self._round(round_index, rng)
+            clock.advance_to(clock.now + outcome.duration_s)
+            totals = state.totals
+            totals["updates_accepted"] += len(outcome.accepted)
+            totals["updates_rejected"] += len(outcome.rejected)
+            totals["dropped"] += outcome.dropped
+            totals["bytes_up"] += outcome.bytes_up
+            totals["bytes_down"] += outcome.bytes_down
+            state.step, state.clock = round_index, clock.now
+            state.wall_time_s = time.perf_counter() - started
+            record = None
+            if round_index % config.train.eval_every == 0 or round_index == rounds:
+                record = self._evaluate(round_index, clock.now, state.wall_time_s, outcome)
+                state.records.append(record)
+                if self.run_dir:
+                    self.run_dir.append_metrics(record)
+            if self._checkpoint_due(round_index):
+                state.strategy_state = parts.strategy.state_dict()
+                state.rng_state = dict(rng.bit_generator.state)
+                assert self.run_dir is not None
+                save_checkpoint(self.run_dir.checkpoint_dir, state)
+            for callback in parts.callbacks:
+                callback.on_step_end(round_index, record)
+        summary = {**summarise(state.records, config.train.target_accuracy),
+                   "rounds": state.step, "strategy": config.strategy.name,
+                   "dropped": state.totals["dropped"]}
+        set_flat(parts.model, state.params)
+        if self.run_dir:
+            self.run_dir.write_summary(summary)
+            self.run_dir.write_model(parts.model)
+        for callback in parts.callbacks:
+            callback.on_end(summary)
+        return summary
+
+    def _checkpoint_due(self, round_index: int) -> bool:
+        every = self.config.checkpoint_every
+        return self.run_dir is not None and every > 0 and round_index % every == 0
+
+    def _round(self, round_index: int, rng: np.random.Generator) -> RoundOutcome:
+        config, parts, params = self.config, self.parts, self.state.params
+        online = np.array([d.device_id for d in parts.fleet if rng.random() < d.availability])
+        if len(online) == 0:
+            log.warning("round %d: no device online", round_index)
+            return RoundOutcome([], [], 0, 0.0, 0, 0)
+        chosen = parts.selector.select(round_index, online, config.train.clients_per_round, rng)
+        plan = parts.strategy.configure_train(self.plan, round_index)
+        sizes = parts.data.num_samples()
+        durations = np.array([
+            parts.time_model.update_time(parts.fleet[c], int(sizes[c]), plan.epochs, params.numel(), rng)
+            for c in chosen
+        ])
+        deadline = config.train.deadline_s
+        finishing = chosen if deadline is None else chosen[durations <= deadline]
+        dropped = len(chosen) - len(finishing)
+        duration = float(durations.max()) if deadline is None else float(deadline if dropped else durations.max())
+        tasks = [TrainTask(int(c), params, round_index - 1, plan, task_seed(config.seed, round_index, int(c)))
+                 for c in finishing]
+        updates = parts.backend.run(tasks)
+        for hook in parts.client_hooks:
+            updates = [hook(task, update) for task, update in zip(tasks, updates, strict=True)]
+        accepted, rejected = validate_updates(updates, params.numel(), config.validation.max_norm_ratio)
+        for rejection in rejected:
+            log.warning("round %d: rejected update of client %d: %s", round_index, rejection.client_id,
+                        rejection.reason)
+        if accepted:
+            aggregated = parts.strategy.aggregate(params, accepted)
+            if bool(torch.isfinite(aggregated).all()):
+                self.state.params = aggregated
+            else:
+                log.error("round %d: aggregate is not finite; keeping the previous global model", round_index)
+                rejected += [Rejection(u.client_id, "aggregate not finite") for u in accepted]
+                accepted = []
+        message_bytes = params.numel() * BYTES_PER_PARAM
+        losses = [u.metrics["train_loss"] for u in accepted if "train_loss" in u.metrics]
+        return RoundOutcome(
+            accepted, rejected, dropped, duration,
+            bytes_up=len(updates) * message_bytes,
+            bytes_down=len(chosen) * message_bytes,
+            train_loss=float(np.mean(losses)) if losses else None,
+        )
+
+    def _evaluate(self, round_index: int, now: float, wall: float, outcome: RoundOutcome) -> dict[str, Any]:
+        set_flat(self.parts.model, self.state.params)
+        accuracy, loss = evaluate(self.parts.model, self.parts.data.test, self.config.train.eval_batch_size)
+        return {
+            "round": round_index,
+            "virtual_time_s": now,
+            "wall_time_s": wall,
+            "test_accuracy": accuracy,
+            "test_loss": loss,
+            "train_loss": outcome.train_loss,
+            **self.state.totals,
+        }

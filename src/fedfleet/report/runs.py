@@ -1,0 +1,63 @@
+"""Report pages for FL runs: accuracy against round and against virtual time, one or many runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fedfleet.errors import FedfleetError
+from fedfleet.report.figures import new_figure, save_figure
+from fedfleet.report.html import HtmlReport
+
+SUMMARY_COLUMNS = ("run", "strategy", "final_accuracy", "best_accuracy", "virtual_time_s",
+                   "wall_time_s", "time_to_target_s", "updates_accepted", "updates_rejected")
+
+
+def load_run(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A run's metrics records and summary; a one-line error when the folder is not a run."""
+    metrics, summary = run_dir / "metrics.jsonl", run_dir / "summary.json"
+    if not metrics.exists():
+        raise FedfleetError(f"{run_dir} is not a run directory (no metrics.jsonl)")
+    records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    return records, json.loads(summary.read_text()) if summary.exists() else {}
+
+
+def _x_key(records: Sequence[dict[str, Any]]) -> str:
+    return "round" if records and "round" in records[0] else "version"
+
+
+def plot_accuracy(runs: dict[str, list[dict[str, Any]]], x: str, path: Path) -> Path:
+    """Test accuracy of each run against ``x`` ("step" = round/version, or "virtual_time_s")."""
+    figure, axes = new_figure()
+    for label, records in runs.items():
+        key = _x_key(records) if x == "step" else x
+        axes.plot([r[key] for r in records], [r["test_accuracy"] for r in records], label=label)
+    axes.set_xlabel("round" if x == "step" else "virtual time (s)")
+    axes.set_ylabel("test accuracy")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return save_figure(figure, path)
+
+
+def write_runs_report(run_dirs: Sequence[Path], out: Path) -> Path:
+    """One page comparing ``run_dirs``: a summary table and overlaid accuracy curves."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    rows = []
+    for run_dir in run_dirs:
+        records, summary = load_run(run_dir)
+        label = run_dir.name if run_dir.name not in runs else str(run_dir)
+        runs[label] = records
+        rows.append({"run": label, **summary})
+    folder = out.parent
+    stem = out.stem
+    plot_accuracy(runs, "step", folder / f"{stem}_accuracy_round.png")
+    plot_accuracy(runs, "virtual_time_s", folder / f"{stem}_accuracy_time.png")
+    title = "fedfleet run: " + next(iter(runs)) if len(runs) == 1 else f"fedfleet: {len(runs)} runs compared"
+    page = HtmlReport(title)
+    page.heading("Summary").table(rows, SUMMARY_COLUMNS)
+    page.heading("Accuracy")
+    page.image(f"{stem}_accuracy_round.png", "test accuracy against round")
+    page.image(f"{stem}_accuracy_time.png", "test accuracy against virtual time")
+    return page.write(out)
