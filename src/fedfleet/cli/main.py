@@ -22,6 +22,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "fedfleet.cli.run_cmd",
     "fedfleet.cli.data_cmd",
+    "fedfleet.cli.privacy_cmd",
 )
 
 

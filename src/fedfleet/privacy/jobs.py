@@ -1,0 +1,218 @@
+"""End-to-end jobs behind ``fedfleet privacy mask`` and ``fedfleet privacy occlude``.
+
+Each job loads its data, fits the selector and returns a result object holding the
+tables and example images; rendering lives in :mod:`fedfleet.report.privacy`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from fedfleet.data.datasets import ArrayDataset, load_dataset
+from fedfleet.errors import DataError
+from fedfleet.privacy.config import MaskJobConfig, OcclusionJobConfig, PrivacyDataConfig
+from fedfleet.privacy.mask_selection import EncryptionMaskSelector, MaskRule, MaskScore, clear_baseline
+from fedfleet.privacy.masks import MaskKey, expand_keys
+from fedfleet.privacy.occlusion import (
+    OcclusionRegion,
+    centred_region,
+    generate_regions,
+    inpaint,
+    occlude,
+)
+from fedfleet.privacy.occlusion_selection import (
+    OcclusionRule,
+    OcclusionScore,
+    OcclusionSelector,
+    train_on_occluded,
+)
+from fedfleet.privacy.training import accuracy, train_classifier
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    """Progress sink that discards messages."""
+
+
+@dataclass(frozen=True)
+class JobData:
+    """The defender's training images, the validation images and the public images."""
+
+    train: ArrayDataset
+    validation: ArrayDataset
+    public: ArrayDataset
+
+
+def load_job_data(config: PrivacyDataConfig, seed: int, public_size: int = 0) -> JobData:
+    """Load the data set and carve out public, training and validation subsets by seed."""
+    split = load_dataset(config.dataset, config.root)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(split.train))
+    public, rest = order[:public_size], order[public_size:]
+    train = rest if config.train_size is None else rest[: config.train_size]
+    test_order = rng.permutation(len(split.test))
+    validation = test_order if config.test_size is None else test_order[: config.test_size]
+    return JobData(split.train.subset(train), split.test.subset(validation), split.train.subset(public))
+
+
+def mask_keys(config: MaskJobConfig) -> list[MaskKey]:
+    """The candidate keys of the config, seeds drawn from ``config.seed``."""
+    rng = np.random.default_rng(config.seed)
+    keys: list[MaskKey] = []
+    for c in config.candidates:
+        keys += expand_keys(c.family, c.mode, c.count, rng, strength=c.strength, weight=c.weight, block=c.block)
+    return keys
+
+
+@dataclass
+class MaskJobResult:
+    """What ``privacy mask`` produced."""
+
+    config: MaskJobConfig
+    selector: EncryptionMaskSelector
+    baseline: dict[str, float]  # no mask: original model on clear images
+    random_index: int  # a candidate drawn at random, the reference the rule must beat
+
+    @property
+    def scores(self) -> list[MaskScore]:
+        return self.selector.scores_
+
+    @property
+    def chosen(self) -> MaskScore:
+        return self.selector.scores_[self.selector.target_index_]
+
+    def summary(self) -> dict[str, object]:
+        rows = [s.as_row() for s in self.scores]
+        return {
+            "target_mask": self.chosen.key.to_dict(),
+            "chosen": rows[self.selector.target_index_],
+            "random_choice": rows[self.random_index],
+            "no_mask": self.baseline,
+            "candidates": len(rows),
+        }
+
+
+def run_mask_job(config: MaskJobConfig, progress: Progress = _quiet) -> MaskJobResult:
+    """Train, score, attack and select an encryption mask as ``config`` says."""
+    progress(f"loading {config.data.dataset}")
+    data = load_job_data(config.data, config.seed, config.data.public_size)
+    keys = mask_keys(config)
+    progress(f"training the original and encrypted models; scoring {len(keys)} candidate masks")
+    rule = MaskRule(config.rule.name, config.rule.max_original_accuracy, config.rule.max_attack_ssim)
+    selector = EncryptionMaskSelector(
+        keys, rule, model=config.model.name, epochs=config.model.epochs,
+        batch_size=config.model.batch_size, lr=config.model.lr,
+        encrypted_training=config.encrypted_training, attacks=tuple(config.attacks.kinds),
+        attack_keys=config.attacks.keys, attack_hidden=config.attacks.hidden,
+        attack_epochs=config.attacks.epochs, n_examples=config.examples, random_state=config.seed,
+    ).fit(data.train, data.validation, data.public)
+    random_index = int(np.random.default_rng(config.seed + 1).integers(len(keys)))
+    return MaskJobResult(config, selector, clear_baseline(selector.original_model_, data.validation), random_index)
+
+
+@dataclass
+class OcclusionJobResult:
+    """What ``privacy occlude`` produced."""
+
+    config: OcclusionJobConfig
+    selector: OcclusionSelector
+    clear_accuracy: float  # target model on clear validation images
+    baselines: dict[str, OcclusionScore]  # centred / random regions of the chosen shape and size
+    retrained_accuracy: float | None  # model trained on occluded images, on occluded images
+    random_draws: int  # random placements averaged in the "random" baseline
+    examples: dict[str, torch.Tensor] = field(default_factory=dict)  # clear / occluded / inpainted
+
+    @property
+    def scores(self) -> list[OcclusionScore]:
+        return self.selector.scores_
+
+    @property
+    def chosen(self) -> OcclusionScore:
+        return self.selector.scores_[self.selector.target_index_]
+
+    def baseline_label(self, name: str) -> str:
+        """How a baseline is described in tables."""
+        if name == "random":
+            return f"random placements (mean of {self.random_draws})"
+        return self.baselines[name].region.name
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "target_region": self.chosen.region.to_dict(),
+            "chosen": self.chosen.as_row(),
+            "baselines": {name: score.as_row(self.baseline_label(name)) for name, score in self.baselines.items()},
+            "clear_accuracy": self.clear_accuracy,
+            "retrained_accuracy": self.retrained_accuracy,
+            "candidates": len(self.scores),
+        }
+
+
+def random_placement(template: OcclusionRegion, rng: np.random.Generator, attempts: int = 1000) -> OcclusionRegion:
+    """A region of ``template``'s shape, size and count at uniformly random non-overlapping corners."""
+    rows, cols = template.image_size
+    for _ in range(attempts):
+        tops = rng.integers(rows - template.height + 1, size=len(template.corners))
+        lefts = rng.integers(cols - template.width + 1, size=len(template.corners))
+        corners = tuple((int(t), int(c)) for t, c in zip(tops, lefts, strict=True))
+        try:
+            return OcclusionRegion(template.shape, template.height, template.width, corners,
+                                   template.image_size)
+        except DataError:
+            continue
+    raise DataError(f"could not place {len(template.corners)} disjoint regions at random in {attempts} tries")
+
+
+def _mean_score(scores: list[OcclusionScore], template: OcclusionRegion) -> OcclusionScore:
+    def mean(attribute: str) -> float:
+        return float(np.mean([getattr(s, attribute) for s in scores]))
+
+    return OcclusionScore(template, mean("restoration"), mean("saliency_covered"), mean("security"),
+                          mean("availability"))
+
+
+def run_occlusion_job(
+    config: OcclusionJobConfig, progress: Progress = _quiet, random_draws: int = 10
+) -> OcclusionJobResult:
+    """Train the target model, score occlusion candidates, select, and retrain on occluded images."""
+    progress(f"loading {config.data.dataset}")
+    data = load_job_data(config.data, config.seed)
+    m = config.model
+    progress("training the target recognition model on clear images")
+    model = train_classifier(data.train, m.name, epochs=m.epochs, batch_size=m.batch_size, lr=m.lr, seed=config.seed)
+    size = (data.train.input_shape[1], data.train.input_shape[2])
+    o = config.occlusion
+    regions = generate_regions(size, o.shapes, o.sizes, count=o.count, stride=o.stride,
+                               max_candidates=o.max_candidates, random_state=config.seed)
+    scored = data.validation.subset(np.arange(min(config.eval_size, len(data.validation))))
+    progress(f"scoring {len(regions)} candidate regions on {len(scored)} images")
+    s = config.security
+    selector = OcclusionSelector(
+        regions, OcclusionRule(config.rule.name, config.rule.min_availability, config.rule.security_weight),
+        saliency_weight=s.saliency_weight, sensitive_boxes=s.sensitive_boxes,
+        availability=config.availability, fill=o.fill, inpaint_radius=s.inpaint_radius,
+        inpaint_method=s.inpaint_method,
+    ).fit(model, scored)
+    target = selector.target_
+    saliency = selector.saliency(model, scored)
+    rng = np.random.default_rng(config.seed + 1)
+    randoms = [selector.score(random_placement(target, rng), model, scored, saliency) for _ in range(random_draws)]
+    baselines = {"random": _mean_score(randoms, target)}
+    if len(target.corners) == 1:
+        baselines["centred"] = selector.score(centred_region(target), model, scored, saliency)
+    retrained = None
+    if config.retrain:
+        progress("training a recognition model on occluded images")
+        occluded_model = train_on_occluded(data.train, target, m.name, fill=o.fill, epochs=m.epochs,
+                                           batch_size=m.batch_size, lr=m.lr, seed=config.seed + 2)
+        retrained = accuracy(occluded_model, occlude(data.validation.x, target, o.fill), data.validation.y)
+    shown = data.validation.x[: config.examples]
+    occluded = occlude(shown, target, o.fill)
+    examples = {"clear": shown, "occluded": occluded,
+                "inpainted": inpaint(occluded, target, s.inpaint_radius, s.inpaint_method)}
+    clear_accuracy = accuracy(model, data.validation.x, data.validation.y)
+    return OcclusionJobResult(config, selector, clear_accuracy, baselines, retrained, random_draws, examples)

@@ -1,0 +1,231 @@
+"""Occlusion regions: generate candidates, occlude, inpaint, and score security/availability.
+
+A candidate is ``count`` non-overlapping regions of one shape (``rect`` or ``ellipse``
+inscribed in its box) and size, placed on a position grid with a given stride, always
+fully inside the image. Scores (after US20230244932A1):
+
+- visual security = (1 − β)·(1 − SSIM(original, inpainted occluded image))
+  + β·(share of saliency mass covered), where saliency is either given sensitive boxes or
+  the gradient of the true-class logit of the target model, and β = ``saliency_weight``;
+- data availability = accuracy (or true-class confidence) of the target model on the
+  occluded images.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from fedfleet.errors import ConfigError, DataError
+from fedfleet.privacy.checks import check_images
+from fedfleet.privacy.metrics import ssim
+
+SHAPES: tuple[str, ...] = ("rect", "ellipse")
+INPAINT_METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
+
+
+@dataclass(frozen=True)
+class OcclusionRegion:
+    """``count`` regions of one shape and size at the given top-left corners.
+
+    Attributes
+    ----------
+    shape : {"rect", "ellipse"}
+        Region shape; an ellipse is inscribed in its height x width box.
+    height, width : int
+        Box size in pixels.
+    corners : tuple of (int, int)
+        Top-left (row, col) of each box; boxes may not overlap.
+    image_size : (int, int)
+        Height and width of the images the region is for.
+    """
+
+    shape: str
+    height: int
+    width: int
+    corners: tuple[tuple[int, int], ...]
+    image_size: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        if self.shape not in SHAPES:
+            raise ConfigError(f"unknown occlusion shape {self.shape!r}; choose one of: {', '.join(SHAPES)}")
+        rows, cols = self.image_size
+        for top, left in self.corners:
+            if top < 0 or left < 0 or top + self.height > rows or left + self.width > cols:
+                raise DataError(
+                    f"occlusion box at ({top}, {left}) of size {self.height}x{self.width} leaves the "
+                    f"{rows}x{cols} image"
+                )
+        if any(
+            _boxes_overlap(a, b, self.height, self.width) for a, b in itertools.combinations(self.corners, 2)
+        ):
+            raise DataError(f"occlusion boxes {list(self.corners)} overlap; place them apart")
+
+    @property
+    def name(self) -> str:
+        places = "+".join(f"({t},{c})" for t, c in self.corners)
+        return f"{self.shape} {self.height}x{self.width} @ {places}"
+
+    def mask(self) -> torch.Tensor:
+        """Boolean (H, W) map of the occluded pixels."""
+        rows, cols = self.image_size
+        covered = torch.zeros(rows, cols, dtype=torch.bool)
+        box = _shape_stencil(self.shape, self.height, self.width)
+        for top, left in self.corners:
+            covered[top : top + self.height, left : left + self.width] |= box
+        return covered
+
+    @property
+    def area(self) -> int:
+        """Occluded pixels."""
+        return int(self.mask().sum())
+
+    def to_dict(self) -> dict[str, object]:
+        return {"shape": self.shape, "height": self.height, "width": self.width,
+                "corners": [list(c) for c in self.corners], "image_size": list(self.image_size)}
+
+
+def _shape_stencil(shape: str, height: int, width: int) -> torch.Tensor:
+    if shape == "rect":
+        return torch.ones(height, width, dtype=torch.bool)
+    rows = (torch.arange(height, dtype=torch.float64) + 0.5 - height / 2) / (height / 2)
+    cols = (torch.arange(width, dtype=torch.float64) + 0.5 - width / 2) / (width / 2)
+    return rows[:, None] ** 2 + cols[None, :] ** 2 <= 1.0
+
+
+def _boxes_overlap(a: tuple[int, int], b: tuple[int, int], height: int, width: int) -> bool:
+    return abs(a[0] - b[0]) < height and abs(a[1] - b[1]) < width
+
+
+def generate_regions(
+    image_size: tuple[int, int],
+    shapes: Sequence[str] = ("rect",),
+    sizes: Sequence[float] = (0.25,),
+    *,
+    count: int = 1,
+    stride: float = 0.125,
+    max_candidates: int = 200,
+    random_state: int = 0,
+) -> list[OcclusionRegion]:
+    """Candidate regions from the occlusion parameters.
+
+    Parameters
+    ----------
+    image_size : (int, int)
+        Image height and width.
+    shapes : sequence of {"rect", "ellipse"}
+        Region shapes.
+    sizes : sequence of float
+        Box side as a fraction of the image side, in (0, 1].
+    count : int
+        Non-overlapping regions per candidate.
+    stride : float
+        Spacing of the position grid as a fraction of the image side (at least 1 pixel).
+    max_candidates : int
+        Cap per (shape, size); above it a seeded sample of placements is kept.
+    random_state : int
+        Seeds that sample.
+
+    Returns
+    -------
+    list of OcclusionRegion
+    """
+    rows, cols = image_size
+    if count < 1:
+        raise ConfigError(f"occlusion count must be >= 1, got {count}")
+    rng = np.random.default_rng(random_state)
+    regions: list[OcclusionRegion] = []
+    for shape, size in itertools.product(shapes, sizes):
+        if not 0 < size <= 1:
+            raise ConfigError(f"occlusion size must be a fraction of the image side in (0, 1], got {size}")
+        height, width = max(1, round(size * rows)), max(1, round(size * cols))
+        step_r, step_c = max(1, round(stride * rows)), max(1, round(stride * cols))
+        grid = [(t, c) for t in range(0, rows - height + 1, step_r) for c in range(0, cols - width + 1, step_c)]
+        placements = [
+            combo for combo in itertools.combinations(grid, count)
+            if not any(_boxes_overlap(a, b, height, width) for a, b in itertools.combinations(combo, 2))
+        ]
+        if not placements:
+            raise ConfigError(
+                f"{count} non-overlapping {shape} regions of size {size:g} do not fit a "
+                f"{rows}x{cols} image; lower occlusion.count or occlusion.sizes"
+            )
+        if len(placements) > max_candidates:
+            keep = np.sort(rng.choice(len(placements), size=max_candidates, replace=False))
+            placements = [placements[i] for i in keep]
+        regions += [OcclusionRegion(shape, height, width, tuple(p), (rows, cols)) for p in placements]
+    return regions
+
+
+def centred_region(template: OcclusionRegion) -> OcclusionRegion:
+    """One region of ``template``'s shape and size in the middle of the image."""
+    rows, cols = template.image_size
+    corner = ((rows - template.height) // 2, (cols - template.width) // 2)
+    return OcclusionRegion(template.shape, template.height, template.width, (corner,), template.image_size)
+
+
+def occlude(images: torch.Tensor, region: OcclusionRegion, fill: float = 0.0) -> torch.Tensor:
+    """Replace the region's pixels in every image (N, C, H, W) by ``fill``."""
+    images = check_images(images)
+    if tuple(images.shape[2:]) != region.image_size:
+        raise DataError(
+            f"images of size {tuple(images.shape[2:])} do not match the region's image size "
+            f"{region.image_size}"
+        )
+    return images.masked_fill(region.mask(), fill)
+
+
+def inpaint(images: torch.Tensor, region: OcclusionRegion, radius: int = 3, method: str = "telea") -> torch.Tensor:
+    """Restore the occluded pixels with OpenCV's inpainting, image by image and channel by channel."""
+    if method not in INPAINT_METHODS:
+        raise ConfigError(f"unknown inpainting method {method!r}; choose telea or ns")
+    holes = region.mask().numpy().astype(np.uint8)
+    pixels = (check_images(images).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    restored = np.empty_like(pixels)
+    for n, c in itertools.product(range(pixels.shape[0]), range(pixels.shape[1])):
+        restored[n, c] = cv2.inpaint(pixels[n, c], holes, radius, INPAINT_METHODS[method])
+    return torch.from_numpy(restored.astype(np.float32) / 255.0)
+
+
+def gradient_saliency(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-image saliency (N, H, W): |d true-class logit / d pixel| summed over channels, sum 1."""
+    model.eval()
+    inputs = check_images(images).clone().requires_grad_(True)
+    true_logits = model(inputs).gather(1, labels[:, None]).sum()
+    (gradient,) = torch.autograd.grad(true_logits, inputs)
+    saliency = gradient.abs().sum(dim=1)
+    return saliency / saliency.flatten(1).sum(dim=1).clamp_min(1e-12)[:, None, None]
+
+
+def box_saliency(boxes: Sequence[Sequence[float]], n_images: int, image_size: tuple[int, int]) -> torch.Tensor:
+    """Uniform saliency (N, H, W) over given sensitive boxes (top, left, height, width) as fractions."""
+    rows, cols = image_size
+    sensitive = torch.zeros(rows, cols)
+    for box in boxes:
+        if len(box) != 4:
+            raise ConfigError(f"a sensitive box is [top, left, height, width] fractions, got {list(box)}")
+        top, left, height, width = box
+        r0, c0 = round(top * rows), round(left * cols)
+        sensitive[r0 : r0 + max(1, round(height * rows)), c0 : c0 + max(1, round(width * cols))] = 1.0
+    if sensitive.sum() == 0:
+        raise ConfigError("the sensitive boxes cover no pixel; check security.sensitive_boxes")
+    return (sensitive / sensitive.sum()).expand(n_images, rows, cols)
+
+
+def restoration_distance(
+    images: torch.Tensor, region: OcclusionRegion, fill: float = 0.0, radius: int = 3, method: str = "telea"
+) -> float:
+    """Mean 1 − SSIM between the originals and their occluded-then-inpainted versions."""
+    restored = inpaint(occlude(images, region, fill), region, radius, method)
+    return float(1.0 - ssim(images, restored).mean())
+
+
+def covered_saliency(saliency: torch.Tensor, region: OcclusionRegion) -> float:
+    """Mean share of each image's saliency mass that the region covers."""
+    return float((saliency * region.mask()).flatten(1).sum(dim=1).mean())

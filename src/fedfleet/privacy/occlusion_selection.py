@@ -1,0 +1,234 @@
+"""Choosing an occlusion region: score candidates for security and availability, pick by rule.
+
+After US20230244932A1: candidates come from the occlusion parameters, each occluded image
+is scored for visual security and data availability, the target region is chosen by a
+configurable rule, and a recognition model can then be trained on occluded images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedfleet.data.datasets import ArrayDataset
+from fedfleet.errors import ConfigError
+from fedfleet.privacy.checks import check_images
+from fedfleet.privacy.occlusion import (
+    OcclusionRegion,
+    box_saliency,
+    covered_saliency,
+    gradient_saliency,
+    occlude,
+    restoration_distance,
+)
+from fedfleet.privacy.selection import SelectionError, least_violating, pick_feasible
+from fedfleet.privacy.training import accuracy, train_classifier, true_class_confidence
+
+
+@dataclass(frozen=True)
+class OcclusionRule:
+    """How the target region is chosen.
+
+    Attributes
+    ----------
+    name : {"constrained", "weighted"}
+        ``constrained``: highest security with availability at least ``min_availability``;
+        ``weighted``: highest ``security_weight``·security + (1 − security_weight)·availability.
+    min_availability : float
+        Availability floor for ``constrained``.
+    security_weight : float
+        Weight of security for ``weighted``, in [0, 1].
+    """
+
+    name: Literal["constrained", "weighted"] = "constrained"
+    min_availability: float = 0.7
+    security_weight: float = 0.5
+
+
+@dataclass(frozen=True)
+class OcclusionScore:
+    """One candidate region's scores."""
+
+    region: OcclusionRegion
+    restoration: float  # 1 − SSIM after inpainting
+    saliency_covered: float  # share of saliency mass hidden
+    security: float
+    availability: float
+
+    def as_row(self, label: str | None = None) -> dict[str, object]:
+        """Table row; ``label`` replaces the region's name (e.g. for averaged baselines)."""
+        return {
+            "region": label or self.region.name,
+            "area": self.region.area,
+            "restoration_1-ssim": self.restoration,
+            "saliency_covered": self.saliency_covered,
+            "security": self.security,
+            "availability": self.availability,
+        }
+
+
+def choose_region(scores: Sequence[OcclusionScore], rule: OcclusionRule) -> int:
+    """Index of the target region under ``rule``.
+
+    Raises
+    ------
+    SelectionError
+        When no candidate meets the availability floor; the message names the closest one.
+    """
+    if not scores:
+        raise SelectionError("there are no occlusion candidates; widen the occlusion parameters")
+    if rule.name == "weighted":
+        w = rule.security_weight
+        combined = [w * s.security + (1 - w) * s.availability for s in scores]
+        return int(np.argmax(combined))
+    if rule.name != "constrained":
+        raise ConfigError(f"unknown occlusion rule {rule.name!r}; choose 'constrained' or 'weighted'")
+    security = [s.security for s in scores]
+    shortfall = [max(0.0, rule.min_availability - s.availability) for s in scores]
+    chosen = pick_feasible(security, shortfall)
+    if chosen is None:
+        best = scores[least_violating(security, shortfall)]
+        raise SelectionError(
+            f"no occlusion region keeps availability >= {rule.min_availability:g}; the best available "
+            f"is {best.region.name} (availability {best.availability:.3f}, security {best.security:.3f}); "
+            "lower rule.min_availability or use smaller regions"
+        )
+    return chosen
+
+
+def score_region(
+    region: OcclusionRegion,
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    saliency: torch.Tensor,
+    *,
+    saliency_weight: float = 0.5,
+    availability: Literal["accuracy", "confidence"] = "accuracy",
+    fill: float = 0.0,
+    inpaint_radius: int = 3,
+    inpaint_method: str = "telea",
+) -> OcclusionScore:
+    """Security and availability of one region on ``images`` (N, C, H, W)."""
+    restoration = restoration_distance(images, region, fill, inpaint_radius, inpaint_method)
+    covered = covered_saliency(saliency, region)
+    occluded = occlude(images, region, fill)
+    if availability == "accuracy":
+        usable = accuracy(model, occluded, labels)
+    elif availability == "confidence":
+        usable = true_class_confidence(model, occluded, labels)
+    else:
+        raise ConfigError(f"unknown availability measure {availability!r}; use accuracy or confidence")
+    return OcclusionScore(
+        region=region,
+        restoration=restoration,
+        saliency_covered=covered,
+        security=(1 - saliency_weight) * restoration + saliency_weight * covered,
+        availability=usable,
+    )
+
+
+class OcclusionSelector:
+    """Score occlusion candidates with a target model and choose the target region.
+
+    Parameters
+    ----------
+    regions : sequence of OcclusionRegion
+        The candidates (see :func:`fedfleet.privacy.occlusion.generate_regions`).
+    rule : OcclusionRule
+        The selection rule.
+    saliency_weight : float
+        Weight β of the covered-saliency share in visual security, in [0, 1].
+    sensitive_boxes : sequence of [top, left, height, width] fractions, optional
+        Known sensitive regions; without them the target model's gradient saliency is used.
+    availability : {"accuracy", "confidence"}
+        Availability measure.
+    fill : float
+        Pixel value of occluded pixels.
+    inpaint_radius : int
+        Neighbourhood radius of OpenCV's inpainting.
+    inpaint_method : {"telea", "ns"}
+        OpenCV's inpainting algorithm.
+
+    Attributes
+    ----------
+    scores_ : list of OcclusionScore
+    target_index_ : int
+    target_ : OcclusionRegion
+    """
+
+    def __init__(
+        self,
+        regions: Sequence[OcclusionRegion],
+        rule: OcclusionRule | None = None,
+        *,
+        saliency_weight: float = 0.5,
+        sensitive_boxes: Sequence[Sequence[float]] | None = None,
+        availability: Literal["accuracy", "confidence"] = "accuracy",
+        fill: float = 0.0,
+        inpaint_radius: int = 3,
+        inpaint_method: str = "telea",
+    ) -> None:
+        self.regions = regions
+        self.rule = rule
+        self.saliency_weight = saliency_weight
+        self.sensitive_boxes = sensitive_boxes
+        self.availability = availability
+        self.fill = fill
+        self.inpaint_radius = inpaint_radius
+        self.inpaint_method = inpaint_method
+
+    def saliency(self, model: nn.Module, data: ArrayDataset) -> torch.Tensor:
+        """The (N, H, W) saliency used for covered-mass scores."""
+        size = (data.input_shape[1], data.input_shape[2])
+        if self.sensitive_boxes:
+            return box_saliency(self.sensitive_boxes, len(data), size)
+        return gradient_saliency(model, data.x, data.y)
+
+    def score(self, region: OcclusionRegion, model: nn.Module, data: ArrayDataset,
+              saliency: torch.Tensor) -> OcclusionScore:
+        """Scores of any region (a candidate or a baseline) with this selector's settings."""
+        return score_region(
+            region, model, data.x, data.y, saliency, saliency_weight=self.saliency_weight,
+            availability=self.availability, fill=self.fill, inpaint_radius=self.inpaint_radius,
+            inpaint_method=self.inpaint_method,
+        )
+
+    def fit(self, model: nn.Module, data: ArrayDataset) -> OcclusionSelector:
+        """Score every candidate with the target ``model`` on ``data`` and choose the target.
+
+        Raises
+        ------
+        DataError
+            For non-finite pixels or images of another size than the regions'.
+        SelectionError
+            When no candidate meets the rule (naming the best available).
+        """
+        check_images(data.x)
+        if not 0.0 <= self.saliency_weight <= 1.0:
+            raise ConfigError(f"saliency_weight must be in [0, 1], got {self.saliency_weight}")
+        saliency = self.saliency(model, data)
+        self.scores_ = [self.score(region, model, data, saliency) for region in self.regions]
+        self.target_index_ = choose_region(self.scores_, self.rule or OcclusionRule())
+        self.target_ = self.regions[self.target_index_]
+        return self
+
+    def transform(self, images: torch.Tensor) -> torch.Tensor:
+        """Occlude images (N, C, H, W) with the target region."""
+        return occlude(images, self.target_, self.fill)
+
+
+def train_on_occluded(
+    data: ArrayDataset, region: OcclusionRegion, model_name: str = "cnn", *, fill: float = 0.0,
+    epochs: int = 3, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
+) -> nn.Module:
+    """A recognition model trained on images occluded with ``region``."""
+    return train_classifier(
+        data, model_name, epochs=epochs, batch_size=batch_size, lr=lr,
+        transform=lambda images: occlude(images, region, fill), seed=seed,
+    )

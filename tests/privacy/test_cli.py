@@ -1,0 +1,56 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from fedfleet.cli.main import main
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "privacy"
+MASK, OCCLUDE = str(CONFIGS / "mask_digits.yaml"), str(CONFIGS / "occlude_digits.yaml")
+TINY = ["--set", "data.train_size=300", "--set", "model.epochs=3", "--set", "data.test_size=100"]
+
+
+def _run(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_privacy_mask_writes_its_report(tmp_path, capsys):
+    out = tmp_path / "mask"
+    code, stdout, _ = _run(["privacy", "mask", MASK, *TINY,
+                            "--set", "data.public_size=200", "--out", str(out), "--format", "json"], capsys)
+    assert code in (0, None)
+    summary = json.loads(stdout)
+    assert summary["candidates"] == 4 and summary["target_mask"]["family"]
+    for name in ("report.html", "summary.json", "candidates.csv", "target_mask.json", "config.yaml",
+                 "chosen_grid.png", "masks_accuracy.png"):
+        assert (out / name).exists(), name
+
+
+def test_privacy_occlude_writes_its_report(tmp_path, capsys):
+    out = tmp_path / "occlude"
+    code, _, err = _run(["privacy", "occlude", OCCLUDE, *TINY,
+                         "--set", "eval_size=60", "--out", str(out)], capsys)
+    assert code in (0, None)
+    assert "target region" in err and "report:" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["baselines"]) == {"random", "centred"}
+    assert summary["retrained_accuracy"] is not None
+    for name in ("report.html", "candidates.csv", "target_region.json", "occlusion_scatter.png", "occlusion_grid.png"):
+        assert (out / name).exists(), name
+
+
+def test_unknown_config_key_is_a_one_line_error(capsys):
+    code, _, err = _run(["privacy", "mask", MASK, "--set", "rule.max_acc=1"], capsys)
+    assert code == 2
+    assert err.strip() == ("error: unknown config key 'rule.max_acc'; check its spelling (see configs/default.yaml)")
+
+
+def test_unmeetable_rule_is_a_one_line_error_naming_the_best(tmp_path, capsys):
+    code, _, err = _run(["privacy", "occlude", OCCLUDE, *TINY,
+                         "--set", "eval_size=40", "--set", "rule.min_availability=1.0",
+                         "--set", "retrain=false", "--out", str(tmp_path)], capsys)
+    assert code == 2
+    assert "no occlusion region keeps availability >= 1" in err and "best available is" in err

@@ -1,0 +1,73 @@
+import math
+
+import numpy as np
+import pytest
+
+from fedfleet.data.datasets import ArrayDataset
+from fedfleet.errors import DataError
+from fedfleet.privacy.mask_selection import EncryptionMaskSelector, MaskRule
+from fedfleet.privacy.masks import MaskKey
+from fedfleet.privacy.selection import SelectionError
+
+KEYS = [MaskKey("sign", 5, "sign_flip"), MaskKey("noise", 6, "add_clip", strength=0.1)]
+
+
+@pytest.fixture(scope="module")
+def parts(digits):
+    return digits.train.subset(np.arange(300, 900)), digits.test.subset(np.arange(150)), \
+        digits.train.subset(np.arange(300))
+
+
+def _selector(rule=None, seed=0):
+    return EncryptionMaskSelector(KEYS, rule or MaskRule("constrained", max_original_accuracy=0.5), model="mlp",
+                                  epochs=8, lr=3e-3, encrypted_training="per_mask", attacks=("average",),
+                                  n_examples=3, random_state=seed)
+
+
+@pytest.fixture(scope="module")
+def fitted(parts):
+    return _selector().fit(*parts)
+
+
+def test_sign_flip_keeps_the_encrypted_model_and_defeats_the_original(fitted):
+    flip, weak_noise = fitted.scores_
+    assert flip.encrypted_accuracy > 0.7 and flip.original_accuracy < 0.5
+    assert weak_noise.original_accuracy > 0.5  # faint noise leaves images readable to the clear model
+    assert fitted.target_index_ == 0 and fitted.target_.key == KEYS[0]
+
+
+def test_recognition_superimposes_the_target_mask(fitted, parts):
+    _, validation, _ = parts
+    predicted = fitted.predict(validation.x)
+    assert predicted.shape == (len(validation),)
+    assert (predicted == validation.y.numpy()).mean() == pytest.approx(fitted.scores_[0].encrypted_accuracy)
+
+
+def test_examples_hold_clear_encrypted_and_reconstructed_images(fitted):
+    assert set(fitted.examples_[0]) == {"clear", "encrypted", "average"}
+    assert fitted.examples_[0]["clear"].shape == (3, 1, 8, 8)
+
+
+def test_fitting_is_deterministic_by_seed(parts, fitted):
+    again = _selector().fit(*parts)
+    assert [s.as_row() for s in again.scores_] == [s.as_row() for s in fitted.scores_]
+
+
+def test_no_candidate_meeting_the_rule_names_the_best(parts):
+    with pytest.raises(SelectionError, match="best available is sign/sign_flip#5"):
+        _selector(MaskRule("constrained", max_original_accuracy=0.0)).fit(*parts)
+
+
+def test_non_finite_validation_pixels_are_rejected(parts):
+    train, validation, public = parts
+    x = validation.x.clone()
+    x[0, 0, 0, 0] = math.nan
+    with pytest.raises(DataError, match="non-finite"):
+        _selector().fit(train, ArrayDataset(x, validation.y, validation.classes), public)
+
+
+def test_public_images_of_another_shape_are_rejected(parts, make_images):
+    train, validation, _ = parts
+    public = ArrayDataset(make_images(20, (1, 28, 28)), validation.y[:20], validation.classes)
+    with pytest.raises(DataError, match="do not match"):
+        _selector().fit(train, validation, public)

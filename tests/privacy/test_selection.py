@@ -1,0 +1,73 @@
+import pytest
+
+from fedfleet.privacy.mask_selection import MaskRule, MaskScore, choose_mask
+from fedfleet.privacy.masks import MaskKey
+from fedfleet.privacy.occlusion import OcclusionRegion
+from fedfleet.privacy.occlusion_selection import OcclusionRule, OcclusionScore, choose_region
+from fedfleet.privacy.selection import SelectionError, least_violating, pick_feasible
+
+
+def _mask(seed, encrypted, original, attack=0.1):
+    return MaskScore(MaskKey("sign", seed, "sign_flip"), encrypted, original, ciphertext_ssim=0.0,
+                     attack_ssim={"average": attack}, attack_psnr={"average": 10.0})
+
+
+HAND_BUILT = [
+    _mask(0, encrypted=0.95, original=0.90),  # most accurate, but the clear model reads it too
+    _mask(1, encrypted=0.80, original=0.10, attack=0.95),  # private to the clear model, easy to undo
+    _mask(2, encrypted=0.85, original=0.20),  # the known best under the constraint
+    _mask(3, encrypted=0.60, original=0.05),
+]
+
+
+def test_constrained_rule_picks_the_known_best():
+    assert choose_mask(HAND_BUILT, MaskRule("constrained", max_original_accuracy=0.3)) == 2
+
+
+def test_gap_rule_picks_the_largest_gap():
+    assert choose_mask(HAND_BUILT, MaskRule("gap")) == 1
+
+
+def test_attack_ceiling_excludes_undoable_masks():
+    assert choose_mask(HAND_BUILT, MaskRule("gap", max_attack_ssim=0.5)) == 2
+
+
+def test_no_mask_meeting_the_rule_names_the_best_available():
+    with pytest.raises(SelectionError, match=r"no mask meets the rule .* best available is sign/sign_flip#3"):
+        choose_mask(HAND_BUILT, MaskRule("constrained", max_original_accuracy=0.01))
+
+
+def test_empty_mask_set_is_an_error():
+    with pytest.raises(SelectionError, match="empty"):
+        choose_mask([], MaskRule())
+
+
+def _region(left, security, availability):
+    region = OcclusionRegion("rect", 2, 2, ((0, left),), (8, 8))
+    return OcclusionScore(region, restoration=security, saliency_covered=security, security=security,
+                          availability=availability)
+
+
+REGIONS = [_region(0, 0.9, 0.2), _region(2, 0.6, 0.75), _region(4, 0.5, 0.9), _region(6, 0.1, 0.99)]
+
+
+def test_occlusion_constrained_rule_picks_most_secure_available_region():
+    assert choose_region(REGIONS, OcclusionRule("constrained", min_availability=0.7)) == 1
+    assert choose_region(REGIONS, OcclusionRule("constrained", min_availability=0.8)) == 2
+
+
+def test_occlusion_weighted_rule_trades_security_for_availability():
+    assert choose_region(REGIONS, OcclusionRule("weighted", security_weight=1.0)) == 0
+    assert choose_region(REGIONS, OcclusionRule("weighted", security_weight=0.0)) == 3
+    assert choose_region(REGIONS, OcclusionRule("weighted", security_weight=0.5)) == 2  # 0.7 beats 0.675
+
+
+def test_no_region_meeting_the_floor_names_the_best_available():
+    with pytest.raises(SelectionError, match=r"best available is rect 2x2 @ \(0,6\)"):
+        choose_region(REGIONS, OcclusionRule("constrained", min_availability=0.999))
+
+
+def test_pick_helpers_break_ties_by_order_and_violation():
+    assert pick_feasible([1.0, 3.0, 3.0], [0.0, 0.0, 0.0]) == 1
+    assert pick_feasible([1.0, 3.0], [0.1, 0.2]) is None
+    assert least_violating([1.0, 5.0, 2.0], [0.3, 0.1, 0.1]) == 1
