@@ -97,3 +97,16 @@ def test_sensitive_boxes_set_the_covered_share():
     assert covered_saliency(saliency, half) == pytest.approx(0.5)
     with pytest.raises(ConfigError, match="top, left, height, width"):
         box_saliency([[0.0, 0.5]], 1, (8, 8))
+
+
+def test_unknown_shapes_and_inpainting_methods_are_config_errors(make_images):
+    with pytest.raises(ConfigError, match="occlusion shape"):
+        OcclusionRegion("star", 2, 2, ((0, 0),), (8, 8))
+    region = OcclusionRegion("rect", 2, 2, ((0, 0),), (8, 8))
+    with pytest.raises(ConfigError, match="inpainting method"):
+        inpaint(make_images(1), region, method="magic")
+
+
+def test_sensitive_boxes_outside_the_image_are_config_errors():
+    with pytest.raises(ConfigError, match="cover no pixel"):
+        box_saliency([[1.0, 1.0, 0.5, 0.5]], 1, (8, 8))

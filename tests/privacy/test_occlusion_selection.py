@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from fedfleet.errors import ConfigError
 from fedfleet.privacy.occlusion import OcclusionRegion, generate_regions, occlude
 from fedfleet.privacy.occlusion_selection import OcclusionRule, OcclusionSelector, train_on_occluded
 from fedfleet.privacy.training import accuracy, train_classifier
@@ -47,3 +48,11 @@ def test_a_model_trained_on_occluded_images_recovers_availability(digits, model_
     retrained = train_on_occluded(digits.train.subset(np.arange(600)), region, "mlp", epochs=6, lr=3e-3)
     hidden = occlude(data.x, region)
     assert accuracy(retrained, hidden, data.y) > accuracy(model, hidden, data.y)
+
+
+def test_bad_settings_are_config_errors(model_and_data):
+    model, data = model_and_data
+    with pytest.raises(ConfigError, match="saliency_weight"):
+        OcclusionSelector(REGIONS, saliency_weight=1.5).fit(model, data)
+    with pytest.raises(ConfigError, match="availability measure"):
+        OcclusionSelector(REGIONS, availability="recall").fit(model, data)  # type: ignore[arg-type]

@@ -125,7 +125,12 @@ def load_job_config(
     model: type[_Section], source: str | Path | dict[str, Any] | None, overrides: list[str] | None = None
 ) -> Any:
     """Validate a YAML file or mapping (None: defaults) with ``--set`` overrides applied."""
-    raw = {} if source is None else source if isinstance(source, dict) else read_yaml(source)
+    if source is None:
+        raw: dict[str, Any] = {}
+    elif isinstance(source, dict):
+        raw = source
+    else:
+        raw = read_yaml(source)
     if overrides:
         raw = deep_merge(raw, parse_overrides(overrides))
     return validate_mapping(model, raw)  # type: ignore[arg-type]
