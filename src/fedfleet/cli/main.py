@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "fedfleet.cli.run_cmd",
     "fedfleet.cli.data_cmd",
     "fedfleet.cli.privacy_cmd",
+    "fedfleet.cli.place_cmd",
 )
 
 

@@ -1,0 +1,46 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from fedfleet.cli.main import main
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "placement"
+
+
+def _run(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["place", *args])
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_place_prints_one_json_object(capsys):
+    code, out, _ = _run(["--profile", str(CONFIGS / "ctr_dnn.yaml"), "--devices", str(CONFIGS / "cloud.yaml"),
+                         "--planner", "dp", "--format", "json"], capsys)
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["planner"] == "dp" and payload["throughput"] >= payload["throughput_target"]
+    assert payload["stages"][0]["device"] == "cpu-server"  # the 51 GB embedding fits only there
+    assert sum(stage["layers"] for stage in payload["stages"]) == 7
+
+
+def test_place_profiles_a_builtin_model_and_writes_a_report(capsys, tmp_path):
+    report = tmp_path / "plan.html"
+    code, out, _ = _run(["--model", "mlp", "--devices", str(CONFIGS / "lab.yaml"), "--target", "200",
+                         "--report", str(report)], capsys)
+    assert code == 0
+    assert "throughput" in out and "cost" in out
+    assert report.exists() and (tmp_path / "plan.pipeline.png").exists()
+
+
+def test_place_reports_an_infeasible_catalog_in_one_line(capsys):
+    code, out, err = _run(["--profile", str(CONFIGS / "ctr_dnn.yaml"), "--devices", str(CONFIGS / "cloud.yaml"),
+                           "--planner", "gpu-only", "--format", "json"], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("error: memory: the whole model needs") and err.count("\n") == 1
+
+
+def test_place_needs_exactly_one_model_source(capsys):
+    code, _, err = _run(["--devices", str(CONFIGS / "cloud.yaml")], capsys)
+    assert code == 2 and "exactly one of --model NAME and --profile FILE" in err
