@@ -60,11 +60,8 @@ def mask_benchmark(args: argparse.Namespace, encrypted_training: str) -> None:
     random_mean = {"mask": "random choice (mean of candidates)",
                    **{c: float(np.mean([row[c] for row in rows])) for c in numeric}}
     chosen = {**rows[result.selector.target_index_], "mask": f"chosen: {result.chosen.key.name}"}
-    baseline = result.baseline
-    no_mask = {"mask": "no mask (original model, clear images)",
-               "encrypted_accuracy": baseline["encrypted_accuracy"],
-               "original_accuracy": baseline["original_accuracy"], "ciphertext_ssim": baseline["worst_ssim"],
-               **{c: baseline["worst_ssim"] for c in attack_columns}}
+    no_mask = {**result.baseline, "mask": "no mask (original model, clear images)",
+               **{c: result.baseline["worst_ssim"] for c in attack_columns}}
     print(f"\n### Encryption masks, {encrypted_training} encrypted model ({len(rows)} candidates, "
           f"rule {config.rule.name}, "
           f"original accuracy <= {config.rule.max_original_accuracy}; {elapsed:.0f} s)\n")

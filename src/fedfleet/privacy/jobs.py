@@ -75,7 +75,7 @@ class MaskJobResult:
 
     config: MaskJobConfig
     selector: EncryptionMaskSelector
-    baseline: dict[str, float]  # no mask: original model on clear images
+    baseline: dict[str, object]  # no mask: original model on clear images
     random_index: int  # a candidate drawn at random, the reference the rule must beat
 
     @property

@@ -73,10 +73,10 @@ def predict_proba(model: nn.Module, images: torch.Tensor, batch_size: int = 1000
 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Share of ``images`` whose top class equals ``labels``."""
-    return float((predict_proba(model, images).argmax(dim=1) == labels).float().mean())
+    return float((predict_proba(model, images).argmax(dim=1) == labels).double().mean())
 
 
 def true_class_confidence(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Mean probability the model gives to each image's true class."""
     probs = predict_proba(model, images)
-    return float(probs.gather(1, labels[:, None]).mean())
+    return float(probs.gather(1, labels[:, None]).double().mean())
