@@ -66,6 +66,13 @@ def mask_benchmark(args: argparse.Namespace, encrypted_training: str) -> None:
           f"rule {config.rule.name}, "
           f"original accuracy <= {config.rule.max_original_accuracy}; {elapsed:.0f} s)\n")
     print(markdown([chosen, random_mean, no_mask], columns))
+    if result.holdout:
+        print(f"\nHeld-out check on {result.holdout_images} test images not used for selection:\n")
+        held_out = [{"mask": chosen["mask"], **result.holdout[result.selector.target_index_]},
+                    {"mask": random_mean["mask"], **result.holdout_random_mean()},
+                    {"mask": no_mask["mask"], "encrypted_accuracy": result.holdout_clear_accuracy,
+                     "original_accuracy": result.holdout_clear_accuracy}]
+        print(markdown(held_out, ["mask", "encrypted_accuracy", "original_accuracy"]))
     print("\nAll candidates:\n")
     print(markdown(rows, columns))
     for ceiling in (0.5, 0.9):
@@ -95,6 +102,9 @@ def occlusion_benchmark(args: argparse.Namespace) -> None:
     print(f"\n### Occlusion ({len(scores)} candidates, rule {config.rule.name}, availability >= "
           f"{config.rule.min_availability}; {elapsed:.0f} s)\n")
     print(markdown(rows, columns))
+    if result.holdout:
+        print("\nHeld-out accuracy on occluded test images not used for selection: "
+              + ", ".join(f"{name} {value:.3f}" for name, value in result.holdout.items()))
     print(f"\nTarget model accuracy on clear images {result.clear_accuracy:.3f}; a model trained on "
           f"images occluded with the chosen region: {result.retrained_accuracy:.3f} on occluded images.")
     print(f"Frontier: {len(front)} of {len(scores)} candidates are Pareto-optimal; chosen is "

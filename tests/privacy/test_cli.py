@@ -24,6 +24,8 @@ def test_privacy_mask_writes_its_report(tmp_path, capsys):
     assert code in (0, None)
     summary = json.loads(stdout)
     assert summary["candidates"] == 4 and summary["target_mask"]["family"]
+    assert summary["holdout"]["images"] == 349  # digits test split: 449 images, 100 used for selection
+    assert set(summary["holdout"]["chosen"]) == {"encrypted_accuracy", "original_accuracy"}
     for name in ("report.html", "summary.json", "candidates.csv", "target_mask.json", "config.yaml",
                  "chosen_grid.png", "masks_accuracy.png"):
         assert (out / name).exists(), name
@@ -38,6 +40,7 @@ def test_privacy_occlude_writes_its_report(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["baselines"]) == {"random", "centred"}
     assert summary["retrained_accuracy"] is not None
+    assert set(summary["holdout_accuracy"]) == {"chosen", "random", "centred"}
     for name in ("report.html", "candidates.csv", "target_region.json", "occlusion_scatter.png", "occlusion_grid.png"):
         assert (out / name).exists(), name
 

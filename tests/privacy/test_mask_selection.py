@@ -71,3 +71,10 @@ def test_public_images_of_another_shape_are_rejected(parts, make_images):
     public = ArrayDataset(make_images(20, (1, 28, 28)), validation.y[:20], validation.classes)
     with pytest.raises(DataError, match="do not match"):
         _selector().fit(train, validation, public)
+
+
+def test_accuracies_on_new_images_match_the_validation_scores(fitted, parts):
+    _, validation, _ = parts
+    rows = fitted.accuracies(validation)
+    assert [r["encrypted_accuracy"] for r in rows] == [s.encrypted_accuracy for s in fitted.scores_]
+    assert [r["original_accuracy"] for r in rows] == [s.original_accuracy for s in fitted.scores_]

@@ -23,6 +23,7 @@ class PrivacyDataConfig(_Section):
     root: str | None = None  # folder with the data set's files; None searches the usual places
     train_size: int | None = Field(6000, ge=10)  # defender's training images (None: all that remain)
     test_size: int | None = Field(1000, ge=10)  # validation images candidates are scored on (None: all)
+    holdout_size: int = Field(2000, ge=0)  # further test images for an unbiased check of the choice; 0: none
 
 
 class MaskDataConfig(PrivacyDataConfig):

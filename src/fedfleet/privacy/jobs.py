@@ -41,23 +41,31 @@ def _quiet(_: str) -> None:
 
 @dataclass(frozen=True)
 class JobData:
-    """The defender's training images, the validation images and the public images."""
+    """Training, validation (selection), held-out (checking the choice) and public images."""
 
     train: ArrayDataset
     validation: ArrayDataset
+    holdout: ArrayDataset
     public: ArrayDataset
 
 
 def load_job_data(config: PrivacyDataConfig, seed: int, public_size: int = 0) -> JobData:
-    """Load the data set and carve out public, training and validation subsets by seed."""
+    """Load the data set and carve out public, training, validation and held-out subsets by seed.
+
+    Validation and held-out images come from the test split without overlap; the held-out
+    part is empty when the validation set uses the whole test split.
+    """
     split = load_dataset(config.dataset, config.root)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(split.train))
     public, rest = order[:public_size], order[public_size:]
     train = rest if config.train_size is None else rest[: config.train_size]
     test_order = rng.permutation(len(split.test))
-    validation = test_order if config.test_size is None else test_order[: config.test_size]
-    return JobData(split.train.subset(train), split.test.subset(validation), split.train.subset(public))
+    n_validation = len(test_order) if config.test_size is None else config.test_size
+    validation = test_order[:n_validation]
+    holdout = test_order[n_validation : n_validation + config.holdout_size]
+    return JobData(split.train.subset(train), split.test.subset(validation), split.test.subset(holdout),
+                   split.train.subset(public))
 
 
 def mask_keys(config: MaskJobConfig) -> list[MaskKey]:
@@ -77,6 +85,9 @@ class MaskJobResult:
     selector: EncryptionMaskSelector
     baseline: dict[str, object]  # no mask: original model on clear images
     random_index: int  # a candidate drawn at random, the reference the rule must beat
+    holdout: list[dict[str, float]]  # per candidate, both models' accuracy on held-out images
+    holdout_images: int
+    holdout_clear_accuracy: float | None  # original model on clear held-out images
 
     @property
     def scores(self) -> list[MaskScore]:
@@ -94,7 +105,19 @@ class MaskJobResult:
             "random_choice": rows[self.random_index],
             "no_mask": self.baseline,
             "candidates": len(rows),
+            "holdout": self.holdout_summary(),
         }
+
+    def holdout_random_mean(self) -> dict[str, float]:
+        """Both models' held-out accuracy averaged over candidates: the value of a random choice."""
+        return {key: float(np.mean([row[key] for row in self.holdout])) for key in self.holdout[0]}
+
+    def holdout_summary(self) -> dict[str, object]:
+        """Chosen mask against the mean candidate on held-out images (empty without them)."""
+        if not self.holdout:
+            return {}
+        return {"images": self.holdout_images, "chosen": self.holdout[self.selector.target_index_],
+                "random_choice_mean": self.holdout_random_mean(), "no_mask_accuracy": self.holdout_clear_accuracy}
 
 
 def run_mask_job(config: MaskJobConfig, progress: Progress = _quiet) -> MaskJobResult:
@@ -112,7 +135,12 @@ def run_mask_job(config: MaskJobConfig, progress: Progress = _quiet) -> MaskJobR
         attack_epochs=config.attacks.epochs, n_examples=config.examples, random_state=config.seed,
     ).fit(data.train, data.validation, data.public)
     random_index = int(np.random.default_rng(config.seed + 1).integers(len(keys)))
-    return MaskJobResult(config, selector, clear_baseline(selector.original_model_, data.validation), random_index)
+    holdout, holdout_clear = [], None
+    if len(data.holdout):
+        holdout = selector.accuracies(data.holdout)
+        holdout_clear = accuracy(selector.original_model_, data.holdout.x, data.holdout.y)
+    baseline = clear_baseline(selector.original_model_, data.validation)
+    return MaskJobResult(config, selector, baseline, random_index, holdout, len(data.holdout), holdout_clear)
 
 
 @dataclass
@@ -125,6 +153,7 @@ class OcclusionJobResult:
     baselines: dict[str, OcclusionScore]  # centred / random regions of the chosen shape and size
     retrained_accuracy: float | None  # model trained on occluded images, on occluded images
     random_draws: int  # random placements averaged in the "random" baseline
+    holdout: dict[str, float]  # availability (accuracy) of chosen and baselines on held-out images
     examples: dict[str, torch.Tensor] = field(default_factory=dict)  # clear / occluded / inpainted
 
     @property
@@ -149,6 +178,7 @@ class OcclusionJobResult:
             "clear_accuracy": self.clear_accuracy,
             "retrained_accuracy": self.retrained_accuracy,
             "candidates": len(self.scores),
+            "holdout_accuracy": self.holdout,
         }
 
 
@@ -200,10 +230,20 @@ def run_occlusion_job(
     target = selector.target_
     saliency = selector.saliency(model, scored)
     rng = np.random.default_rng(config.seed + 1)
-    randoms = [selector.score(random_placement(target, rng), model, scored, saliency) for _ in range(random_draws)]
+    random_regions = [random_placement(target, rng) for _ in range(random_draws)]
+    randoms = [selector.score(region, model, scored, saliency) for region in random_regions]
     baselines = {"random": _mean_score(randoms, target)}
     if len(target.corners) == 1:
         baselines["centred"] = selector.score(centred_region(target), model, scored, saliency)
+    holdout: dict[str, float] = {}
+    if len(data.holdout):
+        def holdout_accuracy(region: OcclusionRegion) -> float:
+            return accuracy(model, occlude(data.holdout.x, region, o.fill), data.holdout.y)
+
+        holdout = {"chosen": holdout_accuracy(target),
+                   "random": float(np.mean([holdout_accuracy(r) for r in random_regions]))}
+        if "centred" in baselines:
+            holdout["centred"] = holdout_accuracy(centred_region(target))
     retrained = None
     if config.retrain:
         progress("training a recognition model on occluded images")
@@ -215,4 +255,4 @@ def run_occlusion_job(
     examples = {"clear": shown, "occluded": occluded,
                 "inpainted": inpaint(occluded, target, s.inpaint_radius, s.inpaint_method)}
     clear_accuracy = accuracy(model, data.validation.x, data.validation.y)
-    return OcclusionJobResult(config, selector, clear_accuracy, baselines, retrained, random_draws, examples)
+    return OcclusionJobResult(config, selector, clear_accuracy, baselines, retrained, random_draws, holdout, examples)

@@ -263,6 +263,16 @@ class EncryptionMaskSelector:
         self.target_ = self.masks_[self.target_index_]
         return self
 
+    def accuracies(self, data: ArrayDataset) -> list[dict[str, float]]:
+        """Per candidate, both models' accuracy on ``data`` encrypted with that candidate."""
+        check_images(data.x, self.masks_[0].shape)
+        rows = []
+        for mask, encrypted_model in zip(self.masks_, self.encrypted_models_, strict=True):
+            encrypted = mask.apply(data.x)
+            rows.append({"encrypted_accuracy": accuracy(encrypted_model, encrypted, data.y),
+                         "original_accuracy": accuracy(self.original_model_, encrypted, data.y)})
+        return rows
+
     def transform(self, images: torch.Tensor) -> torch.Tensor:
         """Encrypt clear images (N, C, H, W) with the target mask."""
         return self.target_.apply(images)

@@ -112,6 +112,12 @@ def write_mask_report(result: MaskJobResult, out_dir: str | Path) -> Path:
     report.heading("Chosen, random choice and no mask")
     report.table([{"case": "chosen", **rows[chosen]}, {"case": "random choice", **rows[result.random_index]},
                   {"case": "no mask", **result.baseline}])
+    if result.holdout:
+        report.heading(f"Held-out check ({result.holdout_images} images not used for selection)")
+        report.table([{"case": "chosen", **result.holdout[chosen]},
+                      {"case": "random choice (mean of candidates)", **result.holdout_random_mean()},
+                      {"case": "no mask", "encrypted_accuracy": result.holdout_clear_accuracy,
+                       "original_accuracy": result.holdout_clear_accuracy}])
     report.heading("Candidates")
     report.table(rows)
     report.image("masks_accuracy.png", "encrypted vs original model accuracy, chosen ringed")
@@ -145,6 +151,9 @@ def write_occlusion_report(result: OcclusionJobResult, out_dir: str | Path) -> P
     report.heading("Chosen against baselines of the same shape and area")
     report.table([{"case": "chosen", **result.chosen.as_row()},
                   *({"case": name, **s.as_row(result.baseline_label(name))} for name, s in result.baselines.items())])
+    if result.holdout:
+        report.paragraph("Accuracy of the target model on held-out occluded images (not used for selection): "
+                         + ", ".join(f"{name} {value:.3f}" for name, value in result.holdout.items()))
     report.image("occlusion_scatter.png", "security against availability, chosen ringed")
     report.image("occlusion_grid.png", "clear, occluded, inpainted")
     report.heading("Candidates")
