@@ -105,8 +105,10 @@ def occlusion_benchmark(args: argparse.Namespace) -> None:
     if result.holdout:
         print("\nHeld-out accuracy on occluded test images not used for selection: "
               + ", ".join(f"{name} {value:.3f}" for name, value in result.holdout.items()))
-    print(f"\nTarget model accuracy on clear images {result.clear_accuracy:.3f}; a model trained on "
-          f"images occluded with the chosen region: {result.retrained_accuracy:.3f} on occluded images.")
+    accuracies = result.accuracies
+    print(f"\nOn {args.test_size} validation images: target model {accuracies['clear']:.3f} clear, "
+          f"{accuracies['occluded']:.3f} occluded with the chosen region; a model trained on occluded "
+          f"images {accuracies['retrained_occluded']:.3f} on the same occluded images.")
     print(f"Frontier: {len(front)} of {len(scores)} candidates are Pareto-optimal; chosen is "
           f"{'on' if result.selector.target_index_ in front else 'off'} it.")
     frontier = sorted(({"region": scores[i].region.name, "availability": scores[i].availability,

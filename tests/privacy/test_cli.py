@@ -39,7 +39,7 @@ def test_privacy_occlude_writes_its_report(tmp_path, capsys):
     assert "target region" in err and "report:" in err
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["baselines"]) == {"random", "centred"}
-    assert summary["retrained_accuracy"] is not None
+    assert set(summary["accuracy"]) == {"clear", "occluded", "retrained_occluded"}
     assert set(summary["holdout_accuracy"]) == {"chosen", "random", "centred"}
     for name in ("report.html", "candidates.csv", "target_region.json", "occlusion_scatter.png", "occlusion_grid.png"):
         assert (out / name).exists(), name

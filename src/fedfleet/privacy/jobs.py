@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 
 from fedfleet.data.datasets import ArrayDataset, load_dataset
 from fedfleet.errors import DataError
@@ -149,9 +150,8 @@ class OcclusionJobResult:
 
     config: OcclusionJobConfig
     selector: OcclusionSelector
-    clear_accuracy: float  # target model on clear validation images
+    accuracies: dict[str, float]  # on validation: target model clear / occluded, retrained model occluded
     baselines: dict[str, OcclusionScore]  # centred / random regions of the chosen shape and size
-    retrained_accuracy: float | None  # model trained on occluded images, on occluded images
     random_draws: int  # random placements averaged in the "random" baseline
     holdout: dict[str, float]  # availability (accuracy) of chosen and baselines on held-out images
     examples: dict[str, torch.Tensor] = field(default_factory=dict)  # clear / occluded / inpainted
@@ -175,8 +175,7 @@ class OcclusionJobResult:
             "target_region": self.chosen.region.to_dict(),
             "chosen": self.chosen.as_row(),
             "baselines": {name: score.as_row(self.baseline_label(name)) for name, score in self.baselines.items()},
-            "clear_accuracy": self.clear_accuracy,
-            "retrained_accuracy": self.retrained_accuracy,
+            "accuracy": self.accuracies,
             "candidates": len(self.scores),
             "holdout_accuracy": self.holdout,
         }
@@ -205,22 +204,51 @@ def _mean_score(scores: list[OcclusionScore], template: OcclusionRegion) -> Occl
                           mean("availability"))
 
 
+def _baselines(
+    selector: OcclusionSelector, model: nn.Module, scored: ArrayDataset, random_regions: list[OcclusionRegion]
+) -> dict[str, OcclusionScore]:
+    """Random placements (averaged) and, for single regions, the centred region, scored alike."""
+    target = selector.target_
+    saliency = selector.saliency(model, scored)
+    randoms = [selector.score(region, model, scored, saliency) for region in random_regions]
+    baselines = {"random": _mean_score(randoms, target)}
+    if len(target.corners) == 1:
+        baselines["centred"] = selector.score(centred_region(target), model, scored, saliency)
+    return baselines
+
+
+def _holdout_availability(
+    model: nn.Module, holdout: ArrayDataset, target: OcclusionRegion, random_regions: list[OcclusionRegion],
+    fill: float,
+) -> dict[str, float]:
+    """Target-model accuracy on held-out occluded images for the chosen region and the baselines."""
+    if not len(holdout):
+        return {}
+
+    def occluded_accuracy(region: OcclusionRegion) -> float:
+        return accuracy(model, occlude(holdout.x, region, fill), holdout.y)
+
+    result = {"chosen": occluded_accuracy(target),
+              "random": float(np.mean([occluded_accuracy(r) for r in random_regions]))}
+    if len(target.corners) == 1:
+        result["centred"] = occluded_accuracy(centred_region(target))
+    return result
+
+
 def run_occlusion_job(
     config: OcclusionJobConfig, progress: Progress = _quiet, random_draws: int = 10
 ) -> OcclusionJobResult:
     """Train the target model, score occlusion candidates, select, and retrain on occluded images."""
     progress(f"loading {config.data.dataset}")
     data = load_job_data(config.data, config.seed)
-    m = config.model
+    m, o, s = config.model, config.occlusion, config.security
     progress("training the target recognition model on clear images")
     model = train_classifier(data.train, m.name, epochs=m.epochs, batch_size=m.batch_size, lr=m.lr, seed=config.seed)
     size = (data.train.input_shape[1], data.train.input_shape[2])
-    o = config.occlusion
     regions = generate_regions(size, o.shapes, o.sizes, count=o.count, stride=o.stride,
                                max_candidates=o.max_candidates, random_state=config.seed)
     scored = data.validation.subset(np.arange(min(config.eval_size, len(data.validation))))
     progress(f"scoring {len(regions)} candidate regions on {len(scored)} images")
-    s = config.security
     selector = OcclusionSelector(
         regions, OcclusionRule(config.rule.name, config.rule.min_availability, config.rule.security_weight),
         saliency_weight=s.saliency_weight, sensitive_boxes=s.sensitive_boxes,
@@ -228,31 +256,21 @@ def run_occlusion_job(
         inpaint_method=s.inpaint_method,
     ).fit(model, scored)
     target = selector.target_
-    saliency = selector.saliency(model, scored)
     rng = np.random.default_rng(config.seed + 1)
     random_regions = [random_placement(target, rng) for _ in range(random_draws)]
-    randoms = [selector.score(region, model, scored, saliency) for region in random_regions]
-    baselines = {"random": _mean_score(randoms, target)}
-    if len(target.corners) == 1:
-        baselines["centred"] = selector.score(centred_region(target), model, scored, saliency)
-    holdout: dict[str, float] = {}
-    if len(data.holdout):
-        def holdout_accuracy(region: OcclusionRegion) -> float:
-            return accuracy(model, occlude(data.holdout.x, region, o.fill), data.holdout.y)
-
-        holdout = {"chosen": holdout_accuracy(target),
-                   "random": float(np.mean([holdout_accuracy(r) for r in random_regions]))}
-        if "centred" in baselines:
-            holdout["centred"] = holdout_accuracy(centred_region(target))
-    retrained = None
+    occluded_validation = occlude(data.validation.x, target, o.fill)
+    accuracies = {"clear": accuracy(model, data.validation.x, data.validation.y),
+                  "occluded": accuracy(model, occluded_validation, data.validation.y)}
     if config.retrain:
         progress("training a recognition model on occluded images")
         occluded_model = train_on_occluded(data.train, target, m.name, fill=o.fill, epochs=m.epochs,
-                                           batch_size=m.batch_size, lr=m.lr, seed=config.seed + 2)
-        retrained = accuracy(occluded_model, occlude(data.validation.x, target, o.fill), data.validation.y)
+                                           batch_size=m.batch_size, lr=m.lr, seed=config.seed)
+        accuracies["retrained_occluded"] = accuracy(occluded_model, occluded_validation, data.validation.y)
     shown = data.validation.x[: config.examples]
-    occluded = occlude(shown, target, o.fill)
-    examples = {"clear": shown, "occluded": occluded,
-                "inpainted": inpaint(occluded, target, s.inpaint_radius, s.inpaint_method)}
-    clear_accuracy = accuracy(model, data.validation.x, data.validation.y)
-    return OcclusionJobResult(config, selector, clear_accuracy, baselines, retrained, random_draws, holdout, examples)
+    examples = {"clear": shown, "occluded": occluded_validation[: config.examples],
+                "inpainted": inpaint(occluded_validation[: config.examples], target, s.inpaint_radius,
+                                     s.inpaint_method)}
+    return OcclusionJobResult(
+        config, selector, accuracies, _baselines(selector, model, scored, random_regions), random_draws,
+        _holdout_availability(model, data.holdout, target, random_regions, o.fill), examples,
+    )

@@ -142,11 +142,13 @@ def write_occlusion_report(result: OcclusionJobResult, out_dir: str | Path) -> P
     )
     image_grid(result.examples, out_dir / "occlusion_grid.png")
     report = HtmlReport(f"Occlusion selection: {result.config.name}")
-    retrained = "not trained" if result.retrained_accuracy is None else f"{result.retrained_accuracy:.3f}"
+    accuracies = result.accuracies
+    retrained = accuracies.get("retrained_occluded")
     report.paragraph(
         f"Chosen region {result.chosen.region.name} by rule {result.config.rule.name}. Target model "
-        f"accuracy on clear images {result.clear_accuracy:.3f}; a model trained on occluded images "
-        f"reaches {retrained} on occluded images."
+        f"accuracy on validation images: clear {accuracies['clear']:.3f}, occluded {accuracies['occluded']:.3f}"
+        + ("" if retrained is None else f"; a model trained on occluded images: {retrained:.3f} on occluded images")
+        + "."
     )
     report.heading("Chosen against baselines of the same shape and area")
     report.table([{"case": "chosen", **result.chosen.as_row()},
