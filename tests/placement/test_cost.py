@@ -2,12 +2,13 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedfleet.placement import ModelProfile, merge_stages
+from fedfleet.placement import ModelProfile, PlacementProblem, merge_stages
 from fedfleet.placement.catalog import GIB
 from fedfleet.placement.cost import scheme_from_runs
+from fedfleet.placement.synthetic import random_catalog, random_profile, with_reachable_target
 
 
 @pytest.mark.parametrize(
@@ -84,3 +85,28 @@ def test_instances_shared_by_stages_of_one_type_respect_its_count(two_layer_prob
     assert problem.instances[0, 1, 0] == 3
     assert problem.score(np.array([0, 1, 0])) == (pytest.approx((6 - 4) / 4), np.inf)
     assert problem.score(np.array([0, 1, 1]))[0] == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=12, max_size=12))
+def test_fast_score_agrees_with_the_full_plan(scheme):
+    problem = _RANDOM_12x4
+    violation, cost = problem.score(np.array(scheme))
+    if violation == 0:
+        plan = problem.plan(scheme)
+        assert plan.cost == pytest.approx(cost, rel=1e-12)
+        assert plan.throughput >= problem.job.throughput_target
+        memory = {device.name: device.memory_gb for device in problem.catalog.devices}
+        assert all(stage.memory_gib <= memory[stage.device] for stage in plan.stages)
+    else:
+        assert cost == np.inf
+
+
+def _random_12x4():
+    # a low target, so that about half of all schemes are feasible (seed 5: 54 %)
+    rng = np.random.default_rng(5)
+    profile = random_profile(12, rng)
+    return PlacementProblem(profile, with_reachable_target(profile, random_catalog(4, rng), rng, 0.02, 0.05))
+
+
+_RANDOM_12x4 = _random_12x4()
