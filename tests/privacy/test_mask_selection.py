@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fedfleet.data.datasets import ArrayDataset
-from fedfleet.errors import DataError
+from fedfleet.errors import ConfigError, DataError
 from fedfleet.privacy.mask_selection import EncryptionMaskSelector, MaskRule
 from fedfleet.privacy.masks import MaskKey
 from fedfleet.privacy.selection import SelectionError
@@ -78,3 +78,10 @@ def test_accuracies_on_new_images_match_the_validation_scores(fitted, parts):
     rows = fitted.accuracies(validation)
     assert [r["encrypted_accuracy"] for r in rows] == [s.encrypted_accuracy for s in fitted.scores_]
     assert [r["original_accuracy"] for r in rows] == [s.original_accuracy for s in fitted.scores_]
+
+
+@pytest.mark.parametrize(("setting", "message"), [({"encrypted_training": "twice"}, "encrypted_training"),
+                                                  ({"attacks": ("average", "oracle")}, "unknown attack")])
+def test_bad_selector_settings_are_config_errors(parts, setting, message):
+    with pytest.raises(ConfigError, match=message):
+        EncryptionMaskSelector(KEYS, model="mlp", epochs=1, **setting).fit(*parts)

@@ -131,3 +131,14 @@ def test_encrypt_with_any_uses_only_masks_of_the_set(make_images):
     assert all(matches)
     assert any(torch.equal(e, a) for e, a in zip(encrypted, by_first, strict=True))
     assert any(torch.equal(e, b) for e, b in zip(encrypted, by_second, strict=True))
+
+
+@pytest.mark.parametrize("operation", [superimpose, invert])
+def test_unknown_modes_are_config_errors(operation, make_images):
+    with pytest.raises(ConfigError, match="superimposing mode"):
+        operation(make_images(1), torch.ones(SHAPE), "rot13")
+
+
+def test_patterns_need_a_channel_height_width_shape():
+    with pytest.raises(DataError, match=r"\(C, H, W\)"):
+        make_pattern(MaskKey("sign", 1, "sign_flip"), (8, 8))

@@ -1,5 +1,6 @@
 import pytest
 
+from fedfleet.errors import ConfigError
 from fedfleet.privacy.mask_selection import MaskRule, MaskScore, choose_mask
 from fedfleet.privacy.masks import MaskKey
 from fedfleet.privacy.occlusion import OcclusionRegion
@@ -71,3 +72,10 @@ def test_pick_helpers_break_ties_by_order_and_violation():
     assert pick_feasible([1.0, 3.0, 3.0], [0.0, 0.0, 0.0]) == 1
     assert pick_feasible([1.0, 3.0], [0.1, 0.2]) is None
     assert least_violating([1.0, 5.0, 2.0], [0.3, 0.1, 0.1]) == 1
+
+
+def test_unknown_rule_names_are_config_errors():
+    with pytest.raises(ConfigError, match="mask rule"):
+        choose_mask(HAND_BUILT, MaskRule("best"))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="occlusion rule"):
+        choose_region(REGIONS, OcclusionRule("best"))  # type: ignore[arg-type]

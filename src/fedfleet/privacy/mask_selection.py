@@ -223,6 +223,8 @@ class EncryptionMaskSelector:
         unknown = sorted(set(self.attacks) - set(ATTACKS))
         if unknown:
             raise ConfigError(f"unknown attack(s) {unknown}; choose from: {', '.join(ATTACKS)}")
+        if self.encrypted_training not in ("shared", "per_mask"):
+            raise ConfigError(f"unknown encrypted_training {self.encrypted_training!r}; use shared or per_mask")
         shape = train.input_shape
         check_images(train.x)
         check_images(validation.x, shape)
@@ -232,10 +234,8 @@ class EncryptionMaskSelector:
         self.original_model_ = self._train(train, None, seed)
         if self.encrypted_training == "shared":
             self.encrypted_models_ = [self._train(train, self.masks_, seed + 1)] * len(self.masks_)
-        elif self.encrypted_training == "per_mask":
-            self.encrypted_models_ = [self._train(train, [m], seed + 1 + i) for i, m in enumerate(self.masks_)]
         else:
-            raise ConfigError(f"unknown encrypted_training {self.encrypted_training!r}; use shared or per_mask")
+            self.encrypted_models_ = [self._train(train, [m], seed + 1 + i) for i, m in enumerate(self.masks_)]
         clear, labels = validation.x, validation.y
         shown = slice(0, self.n_examples)
         self.scores_, self.examples_ = [], []
