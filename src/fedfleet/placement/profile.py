@@ -9,7 +9,6 @@ batch by data parallelism, and optionally the measured seconds on the reference 
 from __future__ import annotations
 
 import csv
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,14 +84,15 @@ def layer_kind(module: nn.Module) -> str:
     return "elementwise"
 
 
-def _median_train_seconds(layer: nn.Module, inputs: torch.Tensor, repeats: int) -> float:
+def _fastest_train_seconds(layer: nn.Module, inputs: torch.Tensor, repeats: int) -> float:
+    """Fastest of ``repeats`` forward+backward passes: the least disturbed by other load."""
     timings = []
     for _ in range(repeats):
         started = time.perf_counter()
         output = layer(inputs)
         output.sum().backward()
         timings.append(time.perf_counter() - started)
-    return statistics.median(timings)
+    return min(timings)
 
 
 def profile_torch_model(
@@ -116,7 +116,8 @@ def profile_torch_model(
     batch_size : int
         Samples in the traced batch; every figure is divided back to one sample.
     repeats : int
-        Timed forward+backward passes per layer; the median is kept.
+        Timed forward+backward passes per layer; the fastest is kept (on a shared
+        machine the slower ones measure other processes' load).
     seed : int
         Seed of the random input batch.
 
@@ -124,19 +125,32 @@ def profile_torch_model(
     -------
     ModelProfile
         FLOPs from ``torch.utils.flop_counter`` (forward + backward), parameter and
-        output-activation bytes, and measured seconds per sample on this CPU.
+        output-activation bytes, and measured seconds per sample on one core of this
+        CPU (the reference device that catalog ``speed`` values are relative to).
     """
     if not isinstance(model, nn.Sequential):
         raise ConfigError(f"model {name!r} is not an nn.Sequential; profile it layer by layer as a table")
     generator = torch.Generator().manual_seed(seed)
     activations = torch.rand(batch_size, *input_shape, generator=generator)  # (B, *input_shape)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one core: steady timings on a shared machine
+    try:
+        layers = _profile_layers(model, activations, repeats)
+    finally:
+        torch.set_num_threads(threads)
+    model.zero_grad(set_to_none=True)
+    return ModelProfile(name=name, layers=tuple(layers))
+
+
+def _profile_layers(model: nn.Sequential, activations: torch.Tensor, repeats: int) -> list[LayerProfile]:
+    batch_size = activations.shape[0]
     layers = []
     for index, layer in enumerate(model.children()):
         inputs = activations.detach().requires_grad_(True)
         with FlopCounterMode(display=False) as counter:
             output = layer(inputs)  # (B, *output_shape)
             output.sum().backward()
-        seconds = _median_train_seconds(layer, inputs, repeats)
+        seconds = _fastest_train_seconds(layer, inputs, repeats)
         layers.append(
             LayerProfile(
                 name=f"{index}:{type(layer).__name__.lower()}",
@@ -148,8 +162,7 @@ def profile_torch_model(
             )
         )
         activations = output.detach()
-    model.zero_grad(set_to_none=True)
-    return ModelProfile(name=name, layers=tuple(layers))
+    return layers
 
 
 def _layer_rows(path: Path) -> list[dict[str, object]]:
