@@ -36,7 +36,7 @@ from fedfleet.placement.planners import (
 from fedfleet.placement.synthetic import random_catalog, random_profile, with_reachable_target
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "placement"
-BASELINES = ("greedy", "cpu-only", "gpu-only")
+BASELINES = ("greedy", "rl", "cpu-only", "gpu-only")
 Case = tuple[PlacementProblem, Planner, float]  # problem, its exact solution, seconds to solve
 
 
@@ -99,9 +99,10 @@ def baseline_ratios(cases: list[Case]) -> list[str]:
     genetic = [GeneticPlanner(random_state=i).fit(problem).plan_ for i, (problem, _, _) in enumerate(cases)]
     rows = []
     for name in BASELINES:
-        cost_ratios, speed_ratios, failed = [], [], 0
+        cost_ratios, speed_ratios, times, failed = [], [], [], 0
         for (problem, _, _), plan in zip(cases, genetic, strict=True):
-            solved, _ = timed_fit(PLANNERS.build(name), problem)
+            solved, seconds = timed_fit(PLANNERS.build(name), problem)
+            times.append(seconds)
             if solved is None:
                 failed += 1
                 continue
@@ -109,7 +110,7 @@ def baseline_ratios(cases: list[Case]) -> list[str]:
             speed_ratios.append(plan.throughput / solved.plan_.throughput)
         summary = (f"{statistics.median(cost_ratios):.2f} | {max(cost_ratios):.2f} | "
                    f"{statistics.median(speed_ratios):.2f}" if cost_ratios else "- | - | -")
-        rows.append(f"| {name} | {len(cases) - failed}/{len(cases)} | {summary} |")
+        rows.append(f"| {name} | {len(cases) - failed}/{len(cases)} | {summary} | {statistics.median(times):.3f} |")
     return rows
 
 
@@ -133,7 +134,7 @@ def real_rows() -> list[str]:
     for label, problem in real_profiles():
         cells = []
         for name in ("brute" if problem.num_layers <= 10 else "dp", "genetic", *BASELINES):
-            params = {"random_state": 0} if name == "genetic" else {}
+            params = {"random_state": 0} if name in ("genetic", "rl") else {}
             solved, _ = timed_fit(PLANNERS.build(name, **params), problem)
             if solved is None:
                 cells.append("infeasible")
@@ -167,14 +168,15 @@ def main() -> None:
           "were skipped because the DP could not certify optimality (shared instance counts bind).\n")
 
     print("### Baselines against the genetic plan (50 layers x 4 types)\n")
-    print("| baseline | feasible | median cost ratio | max cost ratio | median genetic/baseline throughput |")
-    print("|---|---|---|---|---|")
+    print("| baseline | feasible | median cost ratio | max cost ratio | median genetic/baseline throughput "
+          "| median time s |")
+    print("|---|---|---|---|---|---|")
     for row in baseline_ratios(large):
         print(row, flush=True)
 
     print("\n### Real profiles: cost (stages, throughput)\n")
-    print("| model / catalog | layers | optimum (brute or dp) | genetic | greedy | cpu-only | gpu-only |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model / catalog | layers | optimum (brute or dp) | genetic | " + " | ".join(BASELINES) + " |")
+    print("|---|---|---|---|" + "---|" * len(BASELINES))
     for row in real_rows():
         print(row, flush=True)
     print(f"\ntotal benchmark time {time.perf_counter() - started:.0f} s")

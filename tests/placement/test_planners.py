@@ -5,7 +5,12 @@ import pytest
 
 from fedfleet.errors import ConfigError
 from fedfleet.placement import PLANNERS, PlacementInfeasible
-from fedfleet.placement.planners import BruteForcePlanner, DynamicProgrammingPlanner, GeneticPlanner
+from fedfleet.placement.planners import (
+    BruteForcePlanner,
+    DynamicProgrammingPlanner,
+    GeneticPlanner,
+    ReinforcePlanner,
+)
 
 SMALL = [(seed, 7, 3) for seed in range(6)]
 
@@ -95,3 +100,17 @@ def test_single_type_planner_needs_a_type_of_its_kind(two_layer_problem):
 def test_unknown_planner_lists_the_choices():
     with pytest.raises(ConfigError, match="genetic"):
         PLANNERS.build("annealing")
+
+
+def test_reinforce_policy_is_seeded_and_never_beats_the_optimum(random_problem):
+    problem = random_problem(2, 7, 3)
+    first = ReinforcePlanner(iterations=15, batch=16, random_state=1).fit(problem)
+    second = ReinforcePlanner(iterations=15, batch=16, random_state=1).fit(problem)
+    assert first.plan_ == second.plan_ and first.history_ == second.history_
+    assert first.plan_.cost >= _optimum(problem) * (1 - 1e-9)
+
+
+def test_reinforce_policy_learns_the_two_layer_optimum(two_layer_problem):
+    problem = two_layer_problem(throughput_target=150)
+    optimum = BruteForcePlanner().fit(problem).plan_.cost
+    assert ReinforcePlanner(iterations=30, batch=16, random_state=0).fit(problem).plan_.cost == pytest.approx(optimum)

@@ -26,7 +26,7 @@ from fedfleet.placement import (
 # Input shape and classes the built-in models are profiled with (Fashion-MNIST).
 MODEL_INPUT = (1, 28, 28)
 MODEL_CLASSES = 10
-SEEDED_PLANNERS = ("genetic",)
+SEEDED_PLANNERS = ("genetic", "rl")
 
 
 def load_profile(model: str | None, profile: Path | None) -> ModelProfile:
@@ -90,7 +90,7 @@ def place(
     devices: Annotated[Path, typer.Option("--devices", help="Device catalog YAML (types, links, job).")],
     model: Annotated[str | None, typer.Option("--model", help="Built-in model to profile: mlp|cnn|lenet5.")] = None,
     profile: Annotated[Path | None, typer.Option("--profile", help="Profile table (CSV or YAML).")] = None,
-    planner: Annotated[str, typer.Option("--planner", help="genetic|dp|brute|greedy|cpu-only|gpu-only.")] = "genetic",
+    planner: Annotated[str, typer.Option("--planner", help="genetic|dp|brute|greedy|rl|cpu-only|gpu-only.")] = "genetic",
     target: Annotated[float | None, typer.Option("--target", help="Override job.throughput_target.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Override job.batch_size.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of randomised planners.")] = 0,

@@ -8,6 +8,7 @@ from fedfleet.placement.planners.base import Planner
 from fedfleet.placement.planners.dp import DynamicProgrammingPlanner, least_rental_partition
 from fedfleet.placement.planners.exhaustive import BruteForcePlanner
 from fedfleet.placement.planners.genetic import GeneticPlanner
+from fedfleet.placement.planners.reinforce import ReinforcePlanner
 from fedfleet.placement.planners.simple import GreedyPlanner, SingleTypePlanner
 from fedfleet.registry import Registry
 
@@ -27,6 +28,11 @@ def _brute(**params: Any) -> Planner:
 @PLANNERS.register("dp")
 def _dp() -> Planner:
     return DynamicProgrammingPlanner()
+
+
+@PLANNERS.register("rl")
+def _rl(**params: Any) -> Planner:
+    return ReinforcePlanner(**params)
 
 
 @PLANNERS.register("greedy")
@@ -51,6 +57,7 @@ __all__ = [
     "GeneticPlanner",
     "GreedyPlanner",
     "Planner",
+    "ReinforcePlanner",
     "SingleTypePlanner",
     "least_rental_partition",
 ]
