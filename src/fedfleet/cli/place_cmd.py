@@ -90,7 +90,7 @@ def place(
     devices: Annotated[Path, typer.Option("--devices", help="Device catalog YAML (types, links, job).")],
     model: Annotated[str | None, typer.Option("--model", help="Built-in model to profile: mlp|cnn|lenet5.")] = None,
     profile: Annotated[Path | None, typer.Option("--profile", help="Profile table (CSV or YAML).")] = None,
-    planner: Annotated[str, typer.Option("--planner", help="genetic|dp|brute|greedy|rl|cpu-only|gpu-only.")] = "genetic",
+    planner: Annotated[str, typer.Option("--planner", help="genetic|dp|brute|greedy|rl|cpu-only|gpu-only")] = "genetic",
     target: Annotated[float | None, typer.Option("--target", help="Override job.throughput_target.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Override job.batch_size.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of randomised planners.")] = 0,
