@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "fedfleet.cli.data_cmd",
     "fedfleet.cli.privacy_cmd",
     "fedfleet.cli.place_cmd",
+    "fedfleet.cli.traffic_cmd",
 )
 
 

@@ -1,0 +1,72 @@
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from fedfleet.cli.main import _register_commands, app
+
+from .conftest import make_flows
+
+
+@pytest.fixture(scope="module")
+def runner():
+    _register_commands()
+    return CliRunner()
+
+
+def invoke(runner, *args):
+    return runner.invoke(app, ["traffic", *map(str, args)])
+
+
+def test_train_classify_evaluate(runner, tmp_path):
+    flows = tmp_path / "flows.csv"
+    make_flows().to_csv(flows, index=False)
+    model = tmp_path / "model"
+    trained = invoke(runner, "train", flows, "--label", "label", "--out", model, "--format", "json")
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.stdout)["classes"] == ["DNS", "VoIP", "Web"]
+    predictions = tmp_path / "predictions.csv"
+    assert invoke(runner, "classify", model, flows, "--out", predictions).exit_code == 0
+    table = pd.read_csv(predictions)
+    assert list(table.columns) == ["capture", "src_ip", "src_port", "dst_port", "protocol",
+                                   "predicted", "probability"]
+    plot = tmp_path / "confusion.png"
+    evaluated = invoke(runner, "evaluate", model, flows, "--label", "label", "--plot", plot,
+                       "--format", "json")
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = json.loads(evaluated.stdout)
+    assert metrics["accuracy"] > 0.95 and set(metrics["per_class"]) == {"DNS", "VoIP", "Web"}
+    assert plot.stat().st_size > 0
+
+
+def test_missing_label_and_schema_mismatch_are_one_line_errors(runner, tmp_path):
+    flows = tmp_path / "flows.csv"
+    make_flows().to_csv(flows, index=False)
+    result = invoke(runner, "train", flows, "--label", "kind", "--out", tmp_path / "m")
+    assert result.exit_code != 0 and "kind" in str(result.exception)
+    assert invoke(runner, "train", flows, "--label", "label", "--out", tmp_path / "m").exit_code == 0
+    other = tmp_path / "other.csv"
+    make_flows().drop(columns=["dst_port"]).to_csv(other, index=False)
+    result = invoke(runner, "classify", tmp_path / "m", other)
+    assert "missing dst_port" in str(result.exception)
+
+
+def test_extract_reports_failing_capture_and_writes_the_rest(runner, tmp_path, pcap_dir):
+    out = tmp_path / "flows.parquet"
+    result = invoke(runner, "extract", pcap_dir / "443-chrome.pcap", pcap_dir / "someip_sd_sample.pcap",
+                    "--out", out, "--format", "json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["failed_captures"] == 1 and summary["captures"] == 1
+    assert "someip_sd_sample.pcap: no IP flows" in result.stderr
+    assert len(pd.read_parquet(out)) == summary["flows"]
+
+
+def test_cli_errors_exit_with_code_two(tmp_path, capsys):
+    from fedfleet.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["traffic", "evaluate", str(tmp_path), str(tmp_path / "f.csv"), "--label", "y"])
+    assert exit_info.value.code == 2
+    assert "not a traffic model folder" in capsys.readouterr().err

@@ -1,0 +1,108 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from fedfleet.errors import ConfigError, DataError
+from fedfleet.traffic.classifiers import build_classifier
+from fedfleet.traffic.model import TrafficModel, fit_model
+from fedfleet.traffic.readers import filter_labels, read_flows, read_table
+from fedfleet.traffic.schema import CIC_SPEC, NFSTREAM_SPEC, ColumnSpec, infer_spec, read_spec
+
+SPEC = ColumnSpec(label="label", exclude=["src_ip"], ports=["src_port", "dst_port"],
+                  categorical=["protocol"])
+FAST_MLP = {"epochs": 40, "hidden": (16,), "batch_size": 32}
+
+
+def fit(flows, classifier="tree", **kwargs):
+    params = FAST_MLP if classifier == "mlp" else {}
+    return fit_model(flows, SPEC, classifier, classifier_params=params, **kwargs)
+
+
+@pytest.mark.parametrize("classifier", ["tree", "mlp"])
+def test_separable_classes_are_learned_and_survive_save_and_load(flows, tmp_path, classifier):
+    model = fit(flows, classifier, preprocessing={"port_mode": "bucket"})
+    assert (model.predict(flows) == flows["label"]).mean() > 0.95
+    assert "src_ip" not in model.features and "capture" not in model.features
+    restored = TrafficModel.load(model.save(tmp_path / "model"))
+    np.testing.assert_allclose(restored.predict_proba(flows), model.predict_proba(flows), atol=1e-6)
+    assert restored.classes == ["DNS", "VoIP", "Web"] and restored.features == model.features
+
+
+def test_mlp_is_deterministic_by_seed(flows):
+    first = fit(flows, "mlp", random_state=3).predict_proba(flows)
+    np.testing.assert_array_equal(first, fit(flows, "mlp", random_state=3).predict_proba(flows))
+    assert not np.array_equal(first, fit(flows, "mlp", random_state=4).predict_proba(flows))
+
+
+def test_unseen_categories_do_not_crash(flows):
+    model = fit(flows)
+    odd = flows.head(5).assign(proto_name="SCTP", protocol=132)
+    assert len(model.predict(odd)) == 5
+
+
+def test_schema_mismatch_names_the_columns(flows):
+    model = fit(flows)
+    renamed = flows.rename(columns={"bidirectional_bytes": "bytes"})
+    with pytest.raises(DataError, match=r"missing bidirectional_bytes.*does not know: bytes"):
+        model.predict(renamed)
+
+
+def test_training_guards(flows):
+    with pytest.raises(DataError, match="no label column"):
+        fit_model(flows, SPEC.with_label(None).model_copy(update={"label": None}))
+    with pytest.raises(DataError, match=r"lacks required column.*kind"):
+        fit_model(flows, SPEC.with_label("kind"))
+    with pytest.raises(DataError, match="two classes"):
+        fit(flows[flows["label"] == "Web"])
+    with pytest.raises(DataError, match="empty values"):
+        fit(flows.assign(label=flows["label"].where(flows.index > 0)))
+    with pytest.raises(ConfigError, match="unknown classifier"):
+        build_classifier("forest")
+
+
+def test_missing_model_folder_is_a_one_line_error(tmp_path):
+    with pytest.raises(DataError, match="not a traffic model folder"):
+        TrafficModel.load(tmp_path)
+
+
+def test_cicflowmeter_csv_with_infinity_and_spaced_names(tmp_path):
+    rows = ["Flow ID, Source IP, Destination Port, Protocol, Flow Duration, Total Fwd Packets,"
+            " Flow Bytes/s, Flow IAT Mean, Label"]
+    for i in range(100):
+        benign = i % 2 == 0
+        rate = "Infinity" if i % 7 == 0 else ("NaN" if i % 11 == 0 else str(100 + i))
+        rows.append(f"f{i}, 10.0.0.{i}, {80 if benign else 22}, 6, {1000 + i if i != 3 else -1},"
+                    f" {5 if benign else 50}, {rate}, {10.0 * i}, {'BENIGN' if benign else 'SSH-Patator'}")
+    path = tmp_path / "cic.csv"
+    path.write_text("\n".join(rows) + "\n")
+    flows, spec, extraction = read_flows([path])
+    assert spec == CIC_SPEC and extraction is None and "Destination Port" in flows.columns
+    model = fit_model(flows, spec)
+    assert "Flow ID" not in model.features and "Source IP" not in model.features
+    cleaned = model.transform(flows)
+    invalid_rates = sum(i % 7 == 0 or i % 11 == 0 for i in range(100))
+    assert np.isnan(cleaned[:, model.features.index("Flow Bytes/s")]).sum() == invalid_rates
+    assert np.isnan(cleaned[3, model.features.index("Flow Duration")])
+    assert (model.predict(flows) == flows["Label"]).mean() == 1.0
+
+
+def test_table_and_spec_errors(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        read_table(tmp_path / "absent.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match="empty file"):
+        read_table(tmp_path / "empty.csv")
+    with pytest.raises(DataError, match="not a flow table"):
+        read_table(tmp_path / "flows.txt")
+    (tmp_path / "spec.yaml").write_text("label: y\nportz: [a]\n")
+    with pytest.raises(ConfigError, match="portz"):
+        read_spec(tmp_path / "spec.yaml")
+
+
+def test_infer_spec_and_filter_labels(flows):
+    assert infer_spec(pd.DataFrame(columns=["bidirectional_packets", "src2dst_bytes"])) == NFSTREAM_SPEC
+    assert infer_spec(flows) == ColumnSpec()
+    kept = filter_labels(flows.iloc[:-170], "label", drop=("DNS",), min_flows=3)
+    assert "DNS" not in set(kept["label"]) and kept["label"].value_counts().min() >= 3
+    with pytest.raises(DataError, match="no label column 'kind'"):
+        filter_labels(flows, "kind")
