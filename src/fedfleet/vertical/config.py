@@ -46,6 +46,7 @@ class VerticalTrainConfig(_Section):
     lr: float = Field(0.05, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     channel: Literal["serializing", "identity"] = "serializing"  # how tensors travel
+    threads: int = Field(1, ge=1)  # intra-op CPU threads; these small models run fastest on one
 
 
 class RobustnessConfig(_Section):

@@ -131,7 +131,16 @@ def attack_curves(
 
 
 def run_study(config: VerticalConfig, progress: Progress = lambda message: None) -> StudyResult:
-    """Run everything ``config`` asks for; see the module docstring."""
+    """Run everything ``config`` asks for (see the module docstring) with ``train.threads``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.train.threads)
+    try:
+        return _run_study(config, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_study(config: VerticalConfig, progress: Progress) -> StudyResult:
     start = time.perf_counter()
     data_cfg = config.data
     data = load_vertical(data_cfg.dataset, data_cfg.num_parties, data_cfg.columns_per_party,
