@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "fedfleet.cli.privacy_cmd",
     "fedfleet.cli.place_cmd",
     "fedfleet.cli.traffic_cmd",
+    "fedfleet.cli.vertical_cmd",
 )
 
 
