@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from fedfleet.config import load_config
+from fedfleet.errors import DataError
+from fedfleet.traffic.evaluate import capture_split
+from fedfleet.traffic.federated import train_federated
+from fedfleet.traffic.model import TrafficModel
+
+from .test_model import SPEC
+
+CONFIG = {"seed": 0, "train": {"rounds": 8, "clients_per_round": 3, "local_epochs": 2,
+                               "batch_size": 16, "lr": 0.1},
+          "fleet": {"profile": "uniform"}, "checkpoint_every": 0}
+
+
+def run(flows, seed=0, **overrides):
+    config = load_config({**CONFIG, "seed": seed, "data": {"num_clients": 6}})
+    train, test = capture_split(flows, test_size=0.34, random_state=0)
+    return train, test, train_federated(train, test, SPEC, config, **overrides)
+
+
+def test_each_capture_is_a_client_and_the_model_learns(flows, tmp_path):
+    train, test, result = run(flows)
+    assert sorted(result.client_sizes) == sorted(train["capture"].value_counts().tolist())
+    assert (result.model.predict(test) == test["label"]).mean() > 0.95
+    assert result.run.summary["rounds"] == 8
+    restored = TrafficModel.load(result.model.save(tmp_path / "fed"))
+    np.testing.assert_allclose(restored.predict_proba(test), result.model.predict_proba(test), atol=1e-6)
+
+
+def without_wall_time(history):
+    return [{key: value for key, value in record.items() if key != "wall_time_s"} for record in history]
+
+
+def test_same_seed_same_run(flows):
+    first, again = run(flows, seed=1)[2], run(flows, seed=1)[2]
+    assert without_wall_time(first.run.history) == without_wall_time(again.run.history)
+    assert without_wall_time(first.run.history) != without_wall_time(run(flows, seed=2)[2].run.history)
+
+
+def test_needs_a_site_column(flows):
+    config = load_config({**CONFIG, "data": {"num_clients": 6}})
+    with pytest.raises(DataError, match="'site' column"):
+        train_federated(flows, flows, SPEC, config, site="site")
