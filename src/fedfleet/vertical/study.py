@@ -100,8 +100,9 @@ def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
 def attack_curves(
     name: str, model: SplitModel, xs: Sequence[torch.Tensor], y: torch.Tensor,
     settings: RobustnessConfig, seed: int,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Accuracy under each test-time attack, and certified accuracy, for one model."""
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float]:
+    """Accuracy under each test-time attack, certified accuracy, and the median clean
+    embedding norm of the attacked party (the unit of the relative sizes), for one model."""
     party = settings.attacked_party
     with torch.no_grad():
         z_active, *z_passive = model.embed(xs)
@@ -127,7 +128,7 @@ def attack_curves(
     certified = [{"model": name, "size": s, "radius": s * unit,
                   "certified_accuracy": certified_accuracy(clean_logits, y, bound, s * unit)}
                  for s in settings.pgd]
-    return rows, certified
+    return rows, certified, unit
 
 
 def run_study(config: VerticalConfig, progress: Progress = lambda message: None) -> StudyResult:
@@ -171,9 +172,12 @@ def _run_study(config: VerticalConfig, progress: Progress) -> StudyResult:
     n_eval = min(config.robustness.eval_samples, len(yt))
     xe, ye = [x[:n_eval] for x in xt], yt[:n_eval]
     checks: dict[str, dict[str, float]] = {}
+    embedding_norms: dict[str, float] = {}
     for name, estimator in estimators.items():
         progress(f"attacking the {name} model's passive party {config.robustness.attacked_party}")
-        rows, certified = attack_curves(name, estimator.model_, xe, ye, config.robustness, config.seed)
+        rows, certified, embedding_norms[name] = attack_curves(
+            name, estimator.model_, xe, ye, config.robustness, config.seed
+        )
         result.attacks += rows
         result.certified += certified
         with torch.no_grad():
@@ -201,6 +205,7 @@ def _run_study(config: VerticalConfig, progress: Progress) -> StudyResult:
         "time_to_target_s": None,
         "accuracy": accuracy,
         "certified_bound": main.certified_bound_,
+        "passive_embedding_norm": embedding_norms,
         "lipschitz_check": checks,
         "alignment": {"train": train_alignment.summary(), "test": test_alignment.summary()},
         "bytes_up": main.channel_.bytes_up,
