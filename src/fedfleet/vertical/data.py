@@ -116,15 +116,19 @@ def _party_split(
     overlap: float, rng: np.random.Generator,
 ) -> VerticalSplit:
     ids = np.array([f"{prefix}-{i:06d}" for i in range(len(labels))])
-    tables = []
-    for party, (start, stop) in enumerate(itertools.pairwise(bounds)):
-        keep = len(labels) if party == 0 else max(1, round(overlap * len(labels)))
-        rows = rng.permutation(len(labels))[:keep]  # each party's own order and coverage
-        features = torch.from_numpy(np.ascontiguousarray(columns[rows, :, start:stop]).reshape(len(rows), -1))
-        tables.append(PartyTable(ids=tuple(ids[rows]), x=features.float()))
-        if party == 0:
-            active_rows = rows
-    return VerticalSplit(tables=tuple(tables), labels=torch.from_numpy(labels[active_rows].astype(np.int64)))
+    spans = list(itertools.pairwise(bounds))
+    passive_rows = max(1, round(overlap * len(labels)))
+    # each party's own row order and coverage; the active party holds every sample
+    party_rows = [rng.permutation(len(labels))[: len(labels) if party == 0 else passive_rows]
+                  for party in range(len(spans))]
+    tables = tuple(
+        PartyTable(
+            ids=tuple(ids[rows]),
+            x=torch.from_numpy(np.ascontiguousarray(columns[rows, :, start:stop]).reshape(len(rows), -1)).float(),
+        )
+        for rows, (start, stop) in zip(party_rows, spans, strict=True)
+    )
+    return VerticalSplit(tables=tables, labels=torch.from_numpy(labels[party_rows[0]].astype(np.int64)))
 
 
 def load_vertical(
