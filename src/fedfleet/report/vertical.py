@@ -32,10 +32,15 @@ def _lines(rows: Rows, x: str, y: str, path: Path, xlabel: str, ylabel: str, tit
     return save_figure(figure, path)
 
 
-def plot_attack(rows: Rows, attack: str, path: Path) -> Path:
-    """Accuracy against perturbation size for one test-time attack, one line per model."""
+def plot_attack(rows: Rows, attack: str, path: Path, absolute: bool = False) -> Path:
+    """Accuracy against perturbation size for one test-time attack, one line per model.
+
+    ``absolute`` puts the L2 radius itself on the x axis instead of the size relative to
+    each model's median clean embedding norm.
+    """
     chosen = [row for row in rows if row["attack"] == attack]
-    return _lines(chosen, "size", "accuracy", path, ATTACK_LABELS[attack], "test accuracy",
+    x, label = ("radius", f"{attack} radius (absolute L2 norm)") if absolute else ("size", ATTACK_LABELS[attack])
+    return _lines(chosen, x, "accuracy", path, label, "test accuracy",
                   f"passive party attacked at test time: {attack}")
 
 
@@ -73,8 +78,13 @@ def write_vertical_report(
     page.heading("Empirical check of the bound")
     page.table([{"model": name, **check} for name, check in summary["lipschitz_check"].items()])
     page.heading("Test-time attacks on the passive embedding")
+    page.paragraph("Sizes are relative to each model's median clean embedding norm of the attacked party "
+                   f"({summary['passive_embedding_norm']}); the absolute-radius plots compare equal norms.")
     for attack in dict.fromkeys(row["attack"] for row in attacks):
         page.image(plot_attack(attacks, attack, out_dir / f"attack_{attack}.png").name, f"attack: {attack}")
+        if attack in ("noise", "pgd"):
+            page.image(plot_attack(attacks, attack, out_dir / f"attack_{attack}_absolute.png", absolute=True).name,
+                       f"attack: {attack}, absolute radius")
     page.table(attacks, ["model", "attack", "size", "radius", "accuracy"])
     if certified:
         page.image(plot_certified(certified, out_dir / "certified.png").name, "certified accuracy")
