@@ -70,3 +70,14 @@ def test_cli_errors_exit_with_code_two(tmp_path, capsys):
         main(["traffic", "evaluate", str(tmp_path), str(tmp_path / "f.csv"), "--label", "y"])
     assert exit_info.value.code == 2
     assert "not a traffic model folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("classifier", "port_kind"), [("tree", "port"), ("mlp", "numeric")])
+def test_default_port_handling_depends_on_the_classifier(runner, tmp_path, classifier, port_kind):
+    flows = tmp_path / "flows.csv"
+    make_flows(rows_per_class=20).to_csv(flows, index=False)
+    model = tmp_path / "model"
+    result = invoke(runner, "train", flows, "--label", "label", "--out", model, "--classifier", classifier)
+    assert result.exit_code == 0, result.output
+    state = json.loads((model / "preprocessor.json").read_text())
+    assert state["kinds"]["dst_port"] == port_kind

@@ -66,7 +66,8 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="model folder to write")],
     classifier: Annotated[str, typer.Option("--classifier", help="tree | mlp")] = "tree",
     spec_file: Annotated[Path | None, typer.Option("--spec", help="YAML column spec")] = None,
-    port_mode: Annotated[str, typer.Option("--port-mode", help="integer | bucket | normalise")] = "integer",
+    port_mode: Annotated[str | None, typer.Option(
+        "--port-mode", help="integer | bucket | normalise; default integer (tree), normalise (mlp)")] = None,
     scaling: Annotated[str, typer.Option("--scaling", help="standard | minmax | log-standard")] = "standard",
     drop_label: DropOption = None,
     min_class_flows: Annotated[int, typer.Option("--min-class-flows", min=1)] = 1,
@@ -77,7 +78,8 @@ def train(
     table, spec, extraction = read_flows(list(flows), _spec(spec_file, label))
     _report_errors(extraction)
     table = filter_labels(table, label, tuple(drop_label or ()), min_class_flows)
-    preprocessing = {"port_mode": port_mode, "scaling": scaling}
+    default_ports = "normalise" if classifier == "mlp" else "integer"
+    preprocessing = {"port_mode": port_mode or default_ports, "scaling": scaling}
     model = fit_model(table, spec.with_label(label), classifier, preprocessing, random_state=seed)
     model.save(out)
     summary = {"out": str(out), "classifier": classifier, "flows": len(table),

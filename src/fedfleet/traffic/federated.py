@@ -25,7 +25,7 @@ from fedfleet.traffic.model import TrafficModel
 from fedfleet.traffic.preprocess import TrafficPreprocessor
 from fedfleet.traffic.schema import CAPTURE_COLUMN, ColumnSpec
 
-FEDERATED_PREPROCESSING = {"port_mode": "bucket"}  # raw port numbers derail plain SGD
+FEDERATED_PREPROCESSING = {"port_mode": "normalise"}  # raw port numbers derail SGD (see the docs)
 
 
 @dataclass
@@ -73,7 +73,7 @@ def train_federated(
     hidden : sequence of int
         MLP hidden widths.
     preprocessing : dict, optional
-        TrafficPreprocessor parameters; default buckets ports.
+        TrafficPreprocessor parameters; default normalises ports like other columns.
     out_dir : path, optional
         Run directory for the engine's metrics and summary.
 

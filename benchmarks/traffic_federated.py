@@ -1,0 +1,89 @@
+"""Federated traffic MLP: each training capture is a client that keeps its flows.
+
+Compares FedAvg and FedProx (fedfleet's engine) with the same MLP trained centrally on
+the pooled flows, on the random flow split and the split by capture, using the same
+flows as benchmarks/traffic.py (cached extraction, ``Unspecified`` and classes under
+20 flows left out) and the same preprocessing (ports normalised, the best MLP setting of the ablation).
+
+    python benchmarks/traffic_federated.py [--seeds 2] [--rounds 150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+from fedfleet.config import load_config
+from fedfleet.traffic import NFSTREAM_SPEC, classification_metrics, extract_flows, filter_labels, fit_model
+from fedfleet.traffic.evaluate import capture_split, random_split
+from fedfleet.traffic.federated import FEDERATED_PREPROCESSING, train_federated
+
+LABEL = NFSTREAM_SPEC.label or "application_category_name"
+CACHE_DIR = Path.home() / ".cache" / "fedfleet" / "traffic"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=150)
+    parser.add_argument("--clients-per-round", type=int, default=20)
+    parser.add_argument("--mlp-epochs", type=int, default=30)
+    args = parser.parse_args()
+    shared = Path(os.environ.get("FEDFLEET_SHARED", REPO_ROOT.parent / "shared"))
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    with threadpool_limits(1):
+        extraction = extract_flows([shared / "data" / "traffic" / "pcaps"], cache_dir=CACHE_DIR)
+        flows = filter_labels(extraction.flows, LABEL, ("Unspecified",), 20).reset_index(drop=True)
+        rows = [row for seed in range(args.seeds) for row in one_seed(flows, seed, args)]
+    print(f"\n### Federated MLP, {len(flows)} flows, mean of {args.seeds} seeds\n")
+    print("| split | training | clients | accuracy | macro-F1 | MB up |")
+    print("|---|---|---|---|---|---|")
+    for key in dict.fromkeys((row["split"], row["training"]) for row in rows):
+        group = [row for row in rows if (row["split"], row["training"]) == key]
+        mean = {name: np.mean([row[name] for row in group]) for name in ("accuracy", "macro_f1", "mb_up")}
+        print(f"| {key[0]} | {key[1]} | {group[0]['clients']} | {mean['accuracy']:.3f} | "
+              f"{mean['macro_f1']:.3f} | {mean['mb_up']:.1f} |")
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+
+
+def one_seed(flows: Any, seed: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    for split, (train, test) in {"random flows": random_split(flows, LABEL, 0.25, seed),
+                                 "by capture": capture_split(flows, 0.25, seed)}.items():
+        central = fit_model(train, NFSTREAM_SPEC, "mlp", FEDERATED_PREPROCESSING,
+                            {"epochs": args.mlp_epochs}, seed)
+        rows.append(_row(split, "central (Adam, pooled flows)", 1, test, central.predict(test), 0.0))
+        for strategy in ("fedavg", "fedprox"):
+            config = load_config({
+                "seed": seed, "checkpoint_every": 0, "fleet": {"profile": "uniform"},
+                "data": {"num_clients": args.clients_per_round},
+                "strategy": {"name": strategy, "mu": 0.01},
+                "train": {"rounds": args.rounds, "clients_per_round": args.clients_per_round,
+                          "local_epochs": 2, "batch_size": 16, "lr": 0.05,
+                          "eval_every": args.rounds},
+            })
+            result = train_federated(train, test, NFSTREAM_SPEC, config)
+            rows.append(_row(split, f"{strategy}, {args.rounds} rounds x {args.clients_per_round}",
+                             len(result.client_sizes), test, result.model.predict(test),
+                             result.run.summary["bytes_up"] / 1e6))
+        print(f"  seed {seed} {split} done", flush=True)
+    return rows
+
+
+def _row(split: str, training: str, clients: int, test: Any, predicted: Any, mb_up: float) -> dict[str, Any]:
+    metrics = classification_metrics(test[LABEL], predicted)
+    return {"split": split, "training": training, "clients": clients,
+            "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "mb_up": mb_up}
+
+
+if __name__ == "__main__":
+    main()
