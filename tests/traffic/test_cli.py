@@ -76,8 +76,11 @@ def test_cli_errors_exit_with_code_two(tmp_path, capsys):
 def test_default_port_handling_depends_on_the_classifier(runner, tmp_path, classifier, port_kind):
     flows = tmp_path / "flows.csv"
     make_flows(rows_per_class=20).to_csv(flows, index=False)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("ports: [src_port, dst_port]\ncategorical: [protocol]\nexclude: [src_ip]\n")
     model = tmp_path / "model"
-    result = invoke(runner, "train", flows, "--label", "label", "--out", model, "--classifier", classifier)
+    result = invoke(runner, "train", flows, "--label", "label", "--out", model, "--classifier", classifier,
+                    "--spec", spec)
     assert result.exit_code == 0, result.output
     state = json.loads((model / "preprocessor.json").read_text())
     assert state["kinds"]["dst_port"] == port_kind
