@@ -78,8 +78,9 @@ def write_vertical_report(
     page.heading("Empirical check of the bound")
     page.table([{"model": name, **check} for name, check in summary["lipschitz_check"].items()])
     page.heading("Test-time attacks on the passive embedding")
+    norms = ", ".join(f"{model} {norm:.3g}" for model, norm in summary["passive_embedding_norm"].items())
     page.paragraph("Sizes are relative to each model's median clean embedding norm of the attacked party "
-                   f"({summary['passive_embedding_norm']}); the absolute-radius plots compare equal norms.")
+                   f"({norms}); the absolute-radius plots compare equal norms.")
     for attack in dict.fromkeys(row["attack"] for row in attacks):
         page.image(plot_attack(attacks, attack, out_dir / f"attack_{attack}.png").name, f"attack: {attack}")
         if attack in ("noise", "pgd"):
