@@ -68,3 +68,5 @@ def test_bad_embeddings_are_rejected(channel, tensor: torch.Tensor, message: str
 def test_corrupt_bytes_are_rejected() -> None:
     with pytest.raises(UpdateRejected, match="not a valid tensor encoding"):
         SerializingChannel().decode(b"\x00garbage")
+    with pytest.raises(UpdateRejected, match="expected bytes"):
+        SerializingChannel().decode("text")

@@ -46,6 +46,8 @@ def test_vertical_writes_the_run_directory(tmp_path: Path, capsys: pytest.Captur
         ("model.top_hidden=7", "must be even"),
         ("robustness.attacked_party=2", "attacked_party"),
         ("train.lr=-1", "train.lr"),
+        ("robustness.corruption_fractions=[0]", "corruption_fractions must lie in (0, 1]"),
+        ("robustness.pgd=[-0.1]", "must be >= 0"),
     ],
 )
 def test_bad_config_is_a_one_line_error(override: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -30,6 +30,11 @@ def test_maxmin_preserves_norms_and_is_1_lipschitz(seed: int) -> None:
     assert ((out_a - out_b).norm(dim=1) <= (a - b).norm(dim=1) + 1e-6).all()
 
 
+def test_split_model_needs_a_passive_party() -> None:
+    with pytest.raises(ValueError, match="at least one passive party"):
+        SplitModel([6], 3)
+
+
 def test_maxmin_rejects_odd_width() -> None:
     with pytest.raises(ValueError, match="even"):
         MaxMin()(torch.zeros(2, 3))
