@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from fedfleet.config import load_config
+from fedfleet.config import RunConfig, load_config
 from fedfleet.traffic import NFSTREAM_SPEC, classification_metrics, extract_flows, filter_labels, fit_model
 from fedfleet.traffic.evaluate import capture_split, random_split
 from fedfleet.traffic.federated import FEDERATED_PREPROCESSING, train_federated
@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=150)
     parser.add_argument("--clients-per-round", type=int, default=20)
     parser.add_argument("--mlp-epochs", type=int, default=30)
+    parser.add_argument("--sgd-epochs", type=int, default=40)
     args = parser.parse_args()
     shared = Path(os.environ.get("FEDFLEET_SHARED", REPO_ROOT.parent / "shared"))
     torch.set_num_threads(1)
@@ -62,21 +63,28 @@ def one_seed(flows: Any, seed: int, args: argparse.Namespace) -> list[dict[str, 
         central = fit_model(train, NFSTREAM_SPEC, "mlp", FEDERATED_PREPROCESSING,
                             {"epochs": args.mlp_epochs}, seed)
         rows.append(_row(split, "central (Adam, pooled flows)", 1, test, central.predict(test), 0.0))
+        pooled = train.assign(site="all")  # one client holding every flow: plain SGD
+        sgd = train_federated(pooled, test, NFSTREAM_SPEC, _config(seed, "fedavg", args.sgd_epochs, 1, 1),
+                              site="site")
+        rows.append(_row(split, f"central (SGD, {args.sgd_epochs} epochs, engine with 1 client)", 1,
+                         test, sgd.model.predict(test), 0.0))
         for strategy in ("fedavg", "fedprox"):
-            config = load_config({
-                "seed": seed, "checkpoint_every": 0, "fleet": {"profile": "uniform"},
-                "data": {"num_clients": args.clients_per_round},
-                "strategy": {"name": strategy, "mu": 0.01},
-                "train": {"rounds": args.rounds, "clients_per_round": args.clients_per_round,
-                          "local_epochs": 2, "batch_size": 16, "lr": 0.05,
-                          "eval_every": args.rounds},
-            })
+            config = _config(seed, strategy, args.rounds, args.clients_per_round, 2)
             result = train_federated(train, test, NFSTREAM_SPEC, config)
             rows.append(_row(split, f"{strategy}, {args.rounds} rounds x {args.clients_per_round}",
                              len(result.client_sizes), test, result.model.predict(test),
                              result.run.summary["bytes_up"] / 1e6))
         print(f"  seed {seed} {split} done", flush=True)
     return rows
+
+
+def _config(seed: int, strategy: str, rounds: int, cohort: int, local_epochs: int) -> RunConfig:
+    return load_config({
+        "seed": seed, "checkpoint_every": 0, "fleet": {"profile": "uniform"},
+        "data": {"num_clients": cohort}, "strategy": {"name": strategy, "mu": 0.01},
+        "train": {"rounds": rounds, "clients_per_round": cohort, "local_epochs": local_epochs,
+                  "batch_size": 16, "lr": 0.05, "eval_every": rounds},
+    })
 
 
 def _row(split: str, training: str, clients: int, test: Any, predicted: Any, mb_up: float) -> dict[str, Any]:

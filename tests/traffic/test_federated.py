@@ -43,3 +43,10 @@ def test_needs_a_site_column(flows):
     config = load_config({**CONFIG, "data": {"num_clients": 6}})
     with pytest.raises(DataError, match="'site' column"):
         train_federated(flows, flows, SPEC, config, site="site")
+
+
+def test_a_custom_site_column_is_not_a_feature(flows):
+    config = load_config({**CONFIG, "data": {"num_clients": 6}})
+    sites = flows.assign(site=flows["capture"].str[:2])
+    result = train_federated(sites, flows, SPEC, config, site="site")
+    assert "site" not in result.model.features and len(result.client_sizes) == 6

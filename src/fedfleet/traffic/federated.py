@@ -84,7 +84,7 @@ def train_federated(
     """
     if spec.label is None or site not in train.columns:
         raise DataError(f"federated training needs a label and a {site!r} column naming each flow's site")
-    features = spec.feature_columns(list(train.columns))
+    features = [name for name in spec.feature_columns(list(train.columns)) if name != site]
     preprocessor = TrafficPreprocessor(ports=tuple(spec.ports), categorical=tuple(spec.categorical),
                                        **(preprocessing or FEDERATED_PREPROCESSING))
     train_inputs = preprocessor.fit_transform(train[features])
