@@ -151,3 +151,19 @@ def test_state_round_trips_through_json(flows):
     restored = TrafficPreprocessor.from_dict(json.loads(json.dumps(pre.to_dict())))
     np.testing.assert_array_equal(restored.transform(features), pre.transform(features))
     assert restored.get_params() == pre.get_params()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(alphabet="abcXYZ-_ ", min_size=1, max_size=4), min_size=1, max_size=30),
+       st.lists(st.text(alphabet="abcdXYZ", min_size=1, max_size=4), min_size=1, max_size=30))
+def test_seen_values_get_distinct_ids_and_unseen_get_the_unknown_id(train_values, test_values):
+    train = pd.DataFrame({"name": train_values})
+    pre = TrafficPreprocessor(ports=(), categorical=("name",), normalise=False).fit(train)
+    seen = {value.strip() for value in train_values} - {""}
+    ids = pre.transform(train)[:, 0]
+    by_value = {v.strip(): i for v, i in zip(train_values, ids, strict=True) if v.strip()}
+    assert sorted(by_value.values()) == sorted(set(by_value.values()))
+    assert set(by_value.values()) == set(range(1, len(seen) + 1))
+    test_ids = pre.transform(pd.DataFrame({"name": test_values}))[:, 0]
+    for value, code in zip(test_values, test_ids, strict=True):
+        assert code == by_value.get(value, UNKNOWN_ID)
