@@ -106,3 +106,11 @@ def test_infer_spec_and_filter_labels(flows):
     assert "DNS" not in set(kept["label"]) and kept["label"].value_counts().min() >= 3
     with pytest.raises(DataError, match="no label column 'kind'"):
         filter_labels(flows, "kind")
+
+
+def test_chunked_prediction_equals_one_pass(flows, monkeypatch):
+    model = fit(flows)
+    whole = model.predict_proba(flows)
+    monkeypatch.setattr("fedfleet.traffic.model.PREDICT_CHUNK", 7)
+    np.testing.assert_array_equal(model.predict_proba(flows), whole)
+    assert model.predict(flows.iloc[:0]).shape == (0,)
