@@ -8,7 +8,7 @@ fewer than ``--min-class-flows`` flows are left out. Extracted flows are cached 
 ``~/.cache/fedfleet/traffic`` so reruns skip nfstream; extraction speed is measured
 uncached on the largest captures.
 
-    python benchmarks/traffic.py [--seeds 2] [--json results.json]   # about 10 min here
+    python benchmarks/traffic.py [--seeds 2] [--json results.json]   # 4-10 min here
 """
 
 from __future__ import annotations
