@@ -1,11 +1,16 @@
 import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
 
 from fedfleet.config import load_config
 from fedfleet.errors import DataError
 from fedfleet.traffic.evaluate import capture_split
-from fedfleet.traffic.federated import train_federated
+from fedfleet.traffic.federated import fit_preprocessor_federated, train_federated
 from fedfleet.traffic.model import TrafficModel
+from fedfleet.traffic.preprocess import Moments, TrafficPreprocessor
 
 from .test_model import SPEC
 
@@ -50,3 +55,34 @@ def test_a_custom_site_column_is_not_a_feature(flows):
     sites = flows.assign(site=flows["capture"].str[:2])
     result = train_federated(sites, flows, SPEC, config, site="site")
     assert "site" not in result.model.features and len(result.client_sizes) == 6
+
+
+def test_preprocessor_from_site_summaries_equals_the_pooled_fit(flows):
+    features = flows.drop(columns=["label", "capture", "src_ip"])
+    template = TrafficPreprocessor(ports=("src_port", "dst_port"), categorical=("protocol", "proto_name"))
+    sites = [features[flows["capture"] == name] for name in sorted(flows["capture"].unique())]
+    sites[0] = sites[0].assign(proto_name="SCTP")  # a category only one site has seen
+    federated = fit_preprocessor_federated(template, sites)
+    pooled = clone(template).fit(pd.concat(sites))
+    assert federated.categories_ == pooled.categories_
+    assert federated.offset_ == pytest.approx(pooled.offset_)
+    assert federated.scale_ == pytest.approx(pooled.scale_)
+    np.testing.assert_allclose(federated.transform(features), pooled.transform(features), rtol=1e-5)
+
+
+def test_sites_that_disagree_on_a_column_kind_are_refused():
+    numbers = pd.DataFrame({"flag": ["1", "2", "3"]})
+    words = pd.DataFrame({"flag": ["syn", "ack", "fin"]})
+    with pytest.raises(DataError, match=r"disagree on the kind of column.*flag"):
+        fit_preprocessor_federated(TrafficPreprocessor(ports=()), [numbers, words])
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=0, max_size=20),
+       st.lists(st.floats(-1e6, 1e6), min_size=0, max_size=20))
+def test_moments_of_parts_add_up_to_the_moments_of_the_whole(first, second):
+    whole = Moments.of(np.asarray(first + second, dtype=float))
+    summed = Moments.of(np.asarray(first, dtype=float)) + Moments.of(np.asarray(second, dtype=float))
+    assert summed.count == whole.count and (summed.low, summed.high) == (whole.low, whole.high)
+    assert summed.mean == pytest.approx(whole.mean, rel=1e-9, abs=1e-6)
+    assert summed.m2 == pytest.approx(whole.m2, rel=1e-7, abs=1e-3)

@@ -1,13 +1,17 @@
 """The traffic MLP trained federatedly: each site (by default each capture file) is a client
 that keeps its flows; fedfleet's engine runs FedAvg (or any configured strategy) over them.
 
-The preprocessor is fitted once on the training flows and shared with every client: its
-state is per-column statistics and the category list, not flows. (A deployment would
-aggregate those statistics from per-site sums; here they are fitted on the pooled flows.)
+The preprocessor is fitted without pooling flows (:func:`fit_preprocessor_federated`): each
+site fits its own nominal mappings, the server merges them; each site then sends per-column
+moments (count, mean, squared deviations, min, max) under the merged mapping, and the
+server sums them into the normalisation statistics — the same preprocessor as one fitted
+on the pooled flows.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.base import clone
 
 from fedfleet.config import RunConfig
 from fedfleet.data.datasets import ArrayDataset
@@ -35,6 +40,31 @@ class FederatedTrafficResult:
     model: TrafficModel
     run: RunResult
     client_sizes: list[int]
+
+
+def fit_preprocessor_federated(
+    template: TrafficPreprocessor, sites: Sequence[pd.DataFrame]
+) -> TrafficPreprocessor:
+    """Fit ``template``'s preprocessing from per-site summaries; flows stay at their sites.
+
+    Parameters
+    ----------
+    template : TrafficPreprocessor
+        Unfitted preprocessor whose parameters are used (it is not modified).
+    sites : sequence of pandas.DataFrame
+        Each site's feature columns.
+
+    Returns
+    -------
+    TrafficPreprocessor
+        Fitted; equal (up to rounding) to ``clone(template).fit(pd.concat(sites))``.
+    """
+    local = [clone(template).fit_mapping(site) for site in sites]  # at each site
+    merged = clone(template).merge_mappings(local)  # at the server
+    moments = [merged.column_moments(site) for site in sites]  # at each site
+    totals = {name: functools.reduce(operator.add, (part[name] for part in moments))
+              for name in moments[0]}
+    return merged.fit_scaling(totals)
 
 
 def site_datasets(
@@ -85,9 +115,11 @@ def train_federated(
     if spec.label is None or site not in train.columns:
         raise DataError(f"federated training needs a label and a {site!r} column naming each flow's site")
     features = [name for name in spec.feature_columns(list(train.columns)) if name != site]
-    preprocessor = TrafficPreprocessor(ports=tuple(spec.ports), categorical=tuple(spec.categorical),
-                                       **(preprocessing or FEDERATED_PREPROCESSING))
-    train_inputs = preprocessor.fit_transform(train[features])
+    template = TrafficPreprocessor(ports=tuple(spec.ports), categorical=tuple(spec.categorical),
+                                   **(preprocessing or FEDERATED_PREPROCESSING))
+    sites = [group[features] for _, group in train.groupby(site, sort=True)]
+    preprocessor = fit_preprocessor_federated(template, sites)
+    train_inputs = preprocessor.transform(train[features])
     classes = tuple(sorted(set(train[spec.label].astype(str)) | set(test[spec.label].astype(str))))
     index = {label: i for i, label in enumerate(classes)}
     train_targets = np.array(train[spec.label].astype(str).map(index), dtype=np.int64)

@@ -20,6 +20,7 @@ reads them as the training mean (0 after standard scaling).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -68,6 +69,41 @@ def parse_numbers(column: pd.Series) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(column):
         return column.to_numpy(dtype="float64", na_value=np.nan)
     return pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Count, mean, sum of squared deviations (m2), min and max of a column's finite values.
+
+    Moments of disjoint parts add up exactly (Chan et al.'s parallel update), so sites can
+    share these instead of their flows.
+    """
+
+    count: int
+    mean: float
+    m2: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Moments:
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            return cls(0, 0.0, 0.0, np.inf, -np.inf)
+        mean = float(finite.mean())
+        return cls(int(finite.size), mean, float(np.square(finite - mean).sum()),
+                   float(finite.min()), float(finite.max()))
+
+    def __add__(self, other: Moments) -> Moments:
+        if other.count == 0:
+            return self
+        if self.count == 0:
+            return other
+        count = self.count + other.count
+        delta = other.mean - self.mean
+        return Moments(count, self.mean + delta * other.count / count,
+                       self.m2 + other.m2 + delta * delta * self.count * other.count / count,
+                       min(self.low, other.low), max(self.high, other.high))
 
 
 class TrafficPreprocessor(TransformerMixin, BaseEstimator):
@@ -139,6 +175,10 @@ class TrafficPreprocessor(TransformerMixin, BaseEstimator):
     # -- fitting -------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y: Any = None) -> TrafficPreprocessor:
         """Learn column kinds, nominal mappings and normalisation statistics from ``X``."""
+        return self.fit_mapping(X).fit_scaling(self.column_moments(X))
+
+    def fit_mapping(self, X: pd.DataFrame) -> TrafficPreprocessor:
+        """First half of ``fit``: column kinds and nominal mappings (no scaling yet)."""
         self._check_params()
         frame = _as_frame(X)
         self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
@@ -153,12 +193,49 @@ class TrafficPreprocessor(TransformerMixin, BaseEstimator):
             if kind == "categorical":
                 seen = category_strings(frame[name]).dropna().unique()
                 self.categories_[name] = sorted(str(value) for value in seen)
+        self.feature_names_out_ = np.asarray(list(self.kinds_), dtype=object)
+        return self
+
+    def merge_mappings(self, parts: Sequence[TrafficPreprocessor]) -> TrafficPreprocessor:
+        """Set this preprocessor's mapping to the union of ``parts``' (each ``fit_mapping``-ed
+        on one site's flows): same kinds required, categories merged.
+
+        Raises
+        ------
+        DataError
+            When the parts saw different columns or disagree on a column's kind.
+        """
+        self._check_params()
+        first = parts[0]
+        for part in parts[1:]:
+            if list(part.feature_names_in_) != list(first.feature_names_in_):
+                raise DataError("sites have different flow columns; align their schemas first")
+            differing = [name for name in first.kinds_ if part.kinds_.get(name) != first.kinds_[name]]
+            if differing or len(part.kinds_) != len(first.kinds_):
+                raise DataError(f"sites disagree on the kind of column(s) {', '.join(differing)}; "
+                                "declare them in the spec's categorical list")
+        self.feature_names_in_ = first.feature_names_in_
+        self.n_features_in_ = first.n_features_in_
+        self.kinds_ = dict(first.kinds_)
+        self.categories_ = {name: sorted({value for part in parts for value in part.categories_[name]})
+                            for name in first.categories_}
+        self.feature_names_out_ = np.asarray(list(self.kinds_), dtype=object)
+        return self
+
+    def column_moments(self, X: pd.DataFrame) -> dict[str, Moments]:
+        """Moments of each normalised column of ``X`` after steps 1 and 2 (needs the mapping)."""
+        check_is_fitted(self, "kinds_")
+        frame = _as_frame(X)
+        return {name: Moments.of(self._characteristic(name, frame[name]))
+                for name in self.kinds_ if self._is_normalised(name)}
+
+    def fit_scaling(self, moments: dict[str, Moments]) -> TrafficPreprocessor:
+        """Second half of ``fit``: normalisation statistics from (summed) column moments."""
+        check_is_fitted(self, "kinds_")
         self.offset_, self.scale_ = {}, {}
         for name in self.kinds_:
             if self._is_normalised(name):
-                values = self._characteristic(name, frame[name])
-                self.offset_[name], self.scale_[name] = self._statistics(values)
-        self.feature_names_out_ = np.asarray(list(self.kinds_), dtype=object)
+                self.offset_[name], self.scale_[name] = self._statistics(moments[name])
         return self
 
     def _check_params(self) -> None:
@@ -190,14 +267,12 @@ class TrafficPreprocessor(TransformerMixin, BaseEstimator):
     def _is_normalised(self, name: str) -> bool:
         return self.normalise and self.kinds_[name] != "port"
 
-    def _statistics(self, values: np.ndarray) -> tuple[float, float]:
-        finite = values[np.isfinite(values)]
-        if finite.size == 0:
+    def _statistics(self, moments: Moments) -> tuple[float, float]:
+        if moments.count == 0:
             return 0.0, 1.0
         if self.scaling == "minmax":
-            low, high = float(finite.min()), float(finite.max())
-            return low, (high - low) or 1.0
-        return float(finite.mean()), float(finite.std()) or 1.0
+            return moments.low, (moments.high - moments.low) or 1.0
+        return moments.mean, float(np.sqrt(moments.m2 / moments.count)) or 1.0
 
     # -- transforming --------------------------------------------------------------------
     def transform(self, X: pd.DataFrame) -> np.ndarray:
