@@ -84,3 +84,19 @@ def test_default_port_handling_depends_on_the_classifier(runner, tmp_path, class
     assert result.exit_code == 0, result.output
     state = json.loads((model / "preprocessor.json").read_text())
     assert state["kinds"]["dst_port"] == port_kind
+
+
+def test_missing_traffic_extra_is_named(runner, tmp_path, monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("pyarrow", "nfstream") else real_find_spec(name, *a))
+    result = invoke(runner, "train", tmp_path / "f.csv", "--label", "y", "--out", tmp_path / "m")
+    assert "pip install 'fedfleet[traffic]'" in str(result.exception)
+    assert "pyarrow" in str(result.exception)
+    from fedfleet.errors import DataError
+    from fedfleet.traffic.extract import extract_flows
+
+    with pytest.raises(DataError, match="needs nfstream"):
+        extract_flows([tmp_path])

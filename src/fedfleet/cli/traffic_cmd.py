@@ -1,24 +1,34 @@
-"""``fedfleet traffic extract | train | classify | evaluate``."""
+"""``fedfleet traffic extract | train | classify | evaluate``.
+
+The traffic library (pandas, scikit-learn, nfstream) is imported when a traffic command
+runs, so the rest of the CLI neither pays for it nor needs the ``traffic`` extra.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
 from fedfleet.cli.common import OutputFormat, console, print_json
-from fedfleet.errors import DataError
-from fedfleet.traffic.evaluate import classification_metrics
-from fedfleet.traffic.extract import Extraction, extract_flows
-from fedfleet.traffic.model import TrafficModel, fit_model
-from fedfleet.traffic.readers import filter_labels, read_flows
-from fedfleet.traffic.schema import ColumnSpec, read_spec
+from fedfleet.errors import DataError, FedfleetError
+
+if TYPE_CHECKING:
+    from fedfleet.traffic.extract import Extraction
+    from fedfleet.traffic.schema import ColumnSpec
 
 FormatOption = Annotated[OutputFormat, typer.Option("--format")]
 DropOption = Annotated[list[str] | None, typer.Option("--drop-label", help="ignore flows with this label")]
 KEY_COLUMNS = ("capture", "src_ip", "src_port", "dst_ip", "dst_port", "protocol")
+
+
+def _require_extra() -> None:
+    missing = [name for name in ("pandas", "pyarrow") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise FedfleetError(f"traffic commands need {', '.join(missing)}; "
+                            "install the extra: pip install 'fedfleet[traffic]'")
 
 
 def _report_errors(extraction: Extraction | None) -> None:
@@ -33,6 +43,9 @@ def extract(
     format_: FormatOption = OutputFormat.text,
 ) -> None:
     """Turn packet captures into bidirectional flows; a failing capture is reported, not fatal."""
+    _require_extra()
+    from fedfleet.traffic.extract import extract_flows
+
     extraction = extract_flows(pcaps, cache_dir=cache)
     _report_errors(extraction)
     if extraction.flows.empty:
@@ -52,10 +65,12 @@ def extract(
         return
     console.print(f"{summary['flows']} flows from {summary['captures']} captures "
                   f"({summary['failed_captures']} failed), {extraction.packets} packets "
-                  f"at {extraction.packets_per_second:,.0f} packets/s -> {out}")
+                  f"at {extraction.packets_per_second:,.0f} packets/s -> {out}", soft_wrap=True)
 
 
 def _spec(spec_file: Path | None, label: str | None) -> ColumnSpec | None:
+    from fedfleet.traffic.schema import read_spec
+
     spec = read_spec(spec_file) if spec_file else None
     return spec.with_label(label) if spec else None
 
@@ -75,6 +90,10 @@ def train(
     format_: FormatOption = OutputFormat.text,
 ) -> None:
     """Fit the preprocessing and a classifier on labelled flows; save them as a model folder."""
+    _require_extra()
+    from fedfleet.traffic.model import fit_model
+    from fedfleet.traffic.readers import filter_labels, read_flows
+
     table, spec, extraction = read_flows(list(flows), _spec(spec_file, label))
     _report_errors(extraction)
     table = filter_labels(table, label, tuple(drop_label or ()), min_class_flows)
@@ -97,6 +116,10 @@ def classify(
     out: Annotated[Path | None, typer.Option("--out", help="predictions CSV; default stdout")] = None,
 ) -> None:
     """Predict the traffic type of every flow."""
+    _require_extra()
+    from fedfleet.traffic.model import TrafficModel
+    from fedfleet.traffic.readers import read_flows
+
     model = TrafficModel.load(model_dir)
     table, _, extraction = read_flows(list(flows), model.spec)
     _report_errors(extraction)
@@ -121,6 +144,13 @@ def evaluate(
     format_: FormatOption = OutputFormat.text,
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall and the confusion matrix on labelled flows."""
+    _require_extra()
+    import pandas as pd
+
+    from fedfleet.traffic.evaluate import classification_metrics
+    from fedfleet.traffic.model import TrafficModel
+    from fedfleet.traffic.readers import filter_labels, read_flows
+
     model = TrafficModel.load(model_dir)
     table, _, extraction = read_flows(list(flows), model.spec.with_label(label))
     _report_errors(extraction)

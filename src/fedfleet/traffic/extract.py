@@ -9,6 +9,7 @@ file, so splits and federated clients can follow capture boundaries.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -73,7 +74,7 @@ def capture_flows(path: str | Path) -> tuple[pd.DataFrame, int]:
     DataError
         When the capture is unreadable, truncated, or nfstream decodes no flow from it.
     """
-    from nfstream import NFStreamer  # optional dependency: the `traffic` extra
+    from nfstream import NFStreamer  # optional dependency: the `traffic` extra, see extract_flows
 
     path = Path(path)
     info = inspect_capture(path)
@@ -130,7 +131,14 @@ def extract_flows(paths: Iterable[str | Path], cache_dir: str | Path | None = No
     -------
     Extraction
         The flows, the per-capture errors, packet count and time taken.
+
+    Raises
+    ------
+    DataError
+        When nfstream is not installed.
     """
+    if importlib.util.find_spec("nfstream") is None:
+        raise DataError("reading captures needs nfstream; pip install 'fedfleet[traffic]'")
     cache = Path(cache_dir) if cache_dir is not None else None
     frames: list[pd.DataFrame] = []
     extraction = Extraction(flows=pd.DataFrame())
