@@ -72,6 +72,7 @@ class ValidationConfig(_Section):
 
 class BackendConfig(_Section):
     name: Literal["local"] = "local"
+    threads: int | None = Field(1, ge=1)  # PyTorch intra-op threads; None keeps PyTorch's default
 
 
 class RunConfig(_Section):

@@ -24,6 +24,7 @@ class ProgressBar(BaseCallback):
         self.task = progress.add_task("training", total=None, status="")
 
     def on_start(self, total_steps: int, start_step: int) -> None:
+        self.progress.start()  # only once data and model are built, so set-up errors print alone
         self.progress.update(self.task, total=total_steps, completed=start_step)
 
     def on_step_end(self, step: int, record: dict[str, Any] | None) -> None:
@@ -55,13 +56,17 @@ def run(
     if resume is not None:
         read_run_config(resume)  # fail fast, before the progress bar
     resolved = None if resume is not None else load_config(config, set_ or [])
-    with _progress() as progress:
-        callbacks = [ProgressBar(progress)] if format_ is OutputFormat.text else []
+    progress = _progress()
+    callbacks = [ProgressBar(progress)] if format_ is OutputFormat.text else []
+    try:
         if resolved is None:
             assert resume is not None
             result = api.resume(resume, callbacks=callbacks)
         else:
             result = api.run(resolved, out_dir=out, callbacks=callbacks)
+    finally:
+        if progress.live.is_started:
+            progress.stop()
     assert result.out_dir is not None
     if format_ is OutputFormat.json:
         print_json({"run_dir": str(result.out_dir), **result.summary})

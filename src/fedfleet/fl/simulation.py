@@ -24,6 +24,7 @@ from fedfleet.fl.selection import RandomSelector, Selector
 from fedfleet.fl.strategies import Strategy, build_strategy
 from fedfleet.fl.sync_runner import RunnerParts, SyncRunner
 from fedfleet.models import build_model
+from fedfleet.threads import torch_threads
 
 
 @dataclass
@@ -105,8 +106,9 @@ def run_simulation(
     **parts :
         ``strategy``, ``selector``, ``callbacks``, ``client_hooks`` (see :func:`build_runner`).
     """
-    runner = build_runner(config, data, model, out_dir, **parts)
-    summary = runner.run()
+    with torch_threads(config.backend.threads):
+        runner = build_runner(config, data, model, out_dir, **parts)
+        summary = runner.run()
     written = runner.run_dir.path if runner.run_dir else None
     return RunResult(config, runner.state.records, summary, runner.parts.model, written)
 
@@ -124,7 +126,8 @@ def resume_simulation(run_dir: str | Path, data: FederatedData | None = None, **
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     state = load_checkpoint(RunDirectory(run_dir).checkpoint_dir)
-    runner = build_runner(config, data, out_dir=run_dir, **parts)
-    runner.resume_from(state)
-    summary = runner.run()
+    with torch_threads(config.backend.threads):
+        runner = build_runner(config, data, out_dir=run_dir, **parts)
+        runner.resume_from(state)
+        summary = runner.run()
     return RunResult(config, runner.state.records, summary, runner.parts.model, run_dir)
