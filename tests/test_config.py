@@ -58,11 +58,11 @@ def test_bad_configs_are_one_line_errors_naming_the_key(source, overrides, messa
 
 
 def test_missing_and_malformed_files_are_named(tmp_path):
-    with pytest.raises(ConfigError, match="nope.yaml not found"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml not found"):
         load_config(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: [unclosed\n")
-    with pytest.raises(ConfigError, match="bad.yaml is not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml is not valid YAML"):
         load_config(bad)
     listing = tmp_path / "list.yaml"
     listing.write_text("- 1\n- 2\n")

@@ -95,7 +95,7 @@ def test_data_info_json_lists_every_client(config_file, capsys):
 def test_bad_input_is_one_line_and_exit_code_2(args, message, config_file, tmp_path, capsys):
     filled = [arg.format(config=config_file, tmp=tmp_path) for arg in args]
     code, stdout, stderr = _invoke(filled, capsys)
-    assert code == 2
+    assert code == 2 and stdout == ""
     assert stderr.startswith("error: ") and stderr.count("\n") == 1
     assert message.format(tmp=tmp_path) in stderr
     assert "Traceback" not in stderr

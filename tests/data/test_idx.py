@@ -43,7 +43,7 @@ def test_loader_reads_generated_files(tmp_path):
 
 def test_truncated_payload_names_the_file(tmp_path):
     write_fake_fashion_mnist(tmp_path, corrupt="train-images-idx3-ubyte.gz")
-    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz is truncated"):
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz is truncated"):
         load_fashion_mnist(root=tmp_path, download=False)
 
 
@@ -51,7 +51,7 @@ def test_truncated_gzip_names_the_file(tmp_path):
     write_fake_fashion_mnist(tmp_path)
     path = tmp_path / "t10k-labels-idx1-ubyte.gz"
     path.write_bytes(path.read_bytes()[:-10])
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz"):
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz"):
         load_fashion_mnist(root=tmp_path, download=False)
 
 
