@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from fedfleet.threads import torch_threads
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread() -> Iterator[None]:
+    """The suite's models are tiny: one intra-op thread is much faster than several on a busy machine."""
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture

@@ -7,15 +7,6 @@ import torch
 from fedfleet.data.datasets import DataSplit, load_dataset
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _one_thread():
-    """Small models train fastest on one thread (set before any module-scoped fixture trains)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def digits() -> DataSplit:
     return load_dataset("digits")

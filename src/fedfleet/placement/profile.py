@@ -20,6 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fedfleet.config import format_validation_error, read_yaml
 from fedfleet.errors import ConfigError
+from fedfleet.threads import torch_threads
 
 # torch module class → layer kind; device types may run some kinds at lower efficiency.
 _KIND_BY_MODULE: tuple[tuple[type[nn.Module], str], ...] = (
@@ -132,12 +133,8 @@ def profile_torch_model(
         raise ConfigError(f"model {name!r} is not an nn.Sequential; profile it layer by layer as a table")
     generator = torch.Generator().manual_seed(seed)
     activations = torch.rand(batch_size, *input_shape, generator=generator)  # (B, *input_shape)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one core: steady timings on a shared machine
-    try:
+    with torch_threads(1):  # one core: steady timings on a shared machine
         layers = _profile_layers(model, activations, repeats)
-    finally:
-        torch.set_num_threads(threads)
     model.zero_grad(set_to_none=True)
     return ModelProfile(name=name, layers=tuple(layers))
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from fedfleet.models import build_model
+from fedfleet.threads import torch_threads
 from fedfleet.vertical.attacks import Corruption, gaussian_noise, pgd, scaled
 from fedfleet.vertical.certify import certified_accuracy, empirical_lipschitz
 from fedfleet.vertical.config import RobustnessConfig, VerticalConfig
@@ -133,12 +134,8 @@ def attack_curves(
 
 def run_study(config: VerticalConfig, progress: Progress = lambda message: None) -> StudyResult:
     """Run everything ``config`` asks for (see the module docstring) with ``train.threads``."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.train.threads)
-    try:
+    with torch_threads(config.train.threads):
         return _run_study(config, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run_study(config: VerticalConfig, progress: Progress) -> StudyResult:

@@ -17,6 +17,7 @@ from torch import nn
 from fedfleet.placement.catalog import GIB
 from fedfleet.placement.cost import PlacementProblem
 from fedfleet.placement.planners.base import Planner
+from fedfleet.threads import torch_threads
 
 
 class _Policy(nn.Module):
@@ -96,14 +97,9 @@ class ReinforcePlanner(Planner):
         self.random_state = random_state
 
     def _search(self, problem: PlacementProblem) -> np.ndarray | None:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # a 32-unit LSTM gains nothing from more threads
-        try:
-            with torch.random.fork_rng():
-                torch.manual_seed(0 if self.random_state is None else self.random_state)
-                return self._train(problem)
-        finally:
-            torch.set_num_threads(threads)
+        with torch_threads(1), torch.random.fork_rng():  # a 32-unit LSTM gains nothing from more threads
+            torch.manual_seed(0 if self.random_state is None else self.random_state)
+            return self._train(problem)
 
     def _train(self, problem: PlacementProblem) -> np.ndarray | None:
         features = layer_features(problem)
