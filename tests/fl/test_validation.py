@@ -57,3 +57,21 @@ def test_poisoned_client_is_counted_and_never_averaged(digits_config):
     assert result.summary["updates_rejected"] == config.train.rounds
     assert result.summary["updates_accepted"] == config.train.rounds * 7
     assert result.history[-1]["updates_rejected"] == config.train.rounds
+
+
+class HugeUpdates:
+    """Client hook giving every client the same finite update whose sum overflows float32."""
+
+    def __call__(self, task, update):
+        return ClientUpdate(update.client_id, torch.full_like(update.delta, 3e38),
+                            update.num_samples, update.local_steps, update.base_version)
+
+
+def test_overflowing_aggregate_keeps_the_previous_global_model(digits_config):
+    config = load_config(digits_config)
+    result = run_simulation(config, client_hooks=[HugeUpdates()])
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
+    # Round 1 moves the model to about 3e38 (finite); from round 2 on every sum overflows and is refused.
+    cohort = config.train.clients_per_round
+    assert result.summary["updates_accepted"] == cohort
+    assert result.summary["updates_rejected"] == (config.train.rounds - 1) * cohort
