@@ -28,7 +28,7 @@ def default_out_dir(config: RunConfig) -> Path:
 
 def run(
     config: str | Path | dict[str, Any] | RunConfig | None = None,
-    overrides: Sequence[str] | dict[str, Any] | None = None,
+    overrides: str | Sequence[str] | dict[str, Any] | None = None,
     out_dir: str | Path | None = None,
     report: bool = True,
     **parts: Any,
@@ -39,7 +39,7 @@ def run(
     ----------
     config : path, dict, RunConfig or None
         None uses configs/default.yaml.
-    overrides : list of "key=value" or dict, optional
+    overrides : "key=value", list of them, or nested dict, optional
     out_dir : path, optional
         Defaults to runs/<name>-<timestamp>.
     report : bool
@@ -53,6 +53,8 @@ def run(
             raise ConfigError("pass overrides with a config file or dict, not with a RunConfig")
         resolved = config
     else:
+        if isinstance(overrides, str):
+            overrides = [overrides]
         resolved = load_config(config, list(overrides) if isinstance(overrides, Sequence) else overrides)
     out = Path(out_dir) if out_dir is not None else default_out_dir(resolved)
     result = run_simulation(resolved, out_dir=out, **parts)

@@ -18,7 +18,7 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "configs" / "default
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -67,7 +67,9 @@ class FleetConfig(_Section):
 
 
 class ValidationConfig(_Section):
-    max_norm_ratio: float = Field(10.0, gt=1)  # reject updates > ratio x cohort median norm
+    # reject an update whose norm exceeds ratio x the global model's norm, or whose norm per
+    # local step exceeds ratio x the cohort's median norm per step
+    max_norm_ratio: float = Field(10.0, gt=1)
 
 
 class BackendConfig(_Section):
@@ -79,7 +81,7 @@ class RunConfig(_Section):
     """The whole run: every section has defaults; see configs/default.yaml."""
 
     name: str = "default"
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)  # seeds NumPy and PyTorch, which take 32-bit seeds
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
@@ -147,6 +149,8 @@ def format_validation_error(error: ValidationError) -> str:
     """One line naming the first offending key and what is wrong with it."""
     first = error.errors()[0]
     key = ".".join(str(part) for part in first["loc"]) or "config"
+    if first["type"] == "finite_number":
+        return f"config key {key!r} must be a finite number (got {first.get('input')!r})"
     if first["type"] == "extra_forbidden":
         return f"unknown config key {key!r}; check its spelling (see configs/default.yaml)"
     return f"config key {key!r}: {first['msg']} (got {first.get('input')!r})"

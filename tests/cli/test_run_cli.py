@@ -28,8 +28,8 @@ def test_run_writes_the_contracted_outputs(config_file, tmp_path, capsys):
     assert code == 0
     for name in ("config.yaml", "metrics.jsonl", "summary.json", "model.safetensors", "report.html"):
         assert (out / name).exists(), name
-    assert stdout == ""  # human-readable lines go to stderr, keeping stdout for --format json
-    assert "report:" in stderr and "final accuracy" in stderr
+    assert "report:" in stdout and "final accuracy" in stdout  # results on stdout
+    assert "report:" not in stderr  # stderr holds only progress
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 4 and all("test_accuracy" in json.loads(line) for line in lines)
 
@@ -90,6 +90,12 @@ def test_data_info_json_lists_every_client(config_file, capsys):
         (["run", "{config}", "--set", "model.name=resnet999"], "resnet999"),
         (["run", "{config}", "--set", "data.dataset=cifar"], "cifar"),
         (["report", "{tmp}"], "{tmp}"),
+        (["run", "{config}", "--format", "xml"], "'xml' is not one of 'text', 'json'"),
+        (["run", "{config}", "--sett", "x=1"], "No such option: --sett"),
+        (["nosuch"], "No such command 'nosuch'"),
+        (["run", "{config}", "--set", "data.alpha=.inf"], "must be a finite number"),
+        (["run", "{config}", "--set", "seed=-1"], "config key 'seed'"),
+        (["run", "{config}", "--set", "data.test_fraction=0.0001"], "keeps none of the"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args, message, config_file, tmp_path, capsys):
@@ -99,3 +105,25 @@ def test_bad_input_is_one_line_and_exit_code_2(args, message, config_file, tmp_p
     assert stderr.startswith("error: ") and stderr.count("\n") == 1
     assert message.format(tmp=tmp_path) in stderr
     assert "Traceback" not in stderr
+
+
+def test_resume_refuses_options_it_would_ignore(config_file, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert _invoke(["run", str(config_file), "--out", str(out)], capsys)[0] == 0
+    for extra in (["--set", "train.rounds=9"], [str(config_file)], ["--out", str(tmp_path / "elsewhere")]):
+        code, _, stderr = _invoke(["run", "--resume", str(out), *extra], capsys)
+        assert code == 2 and "--resume continues a run with its own config" in stderr
+
+
+def test_report_names_a_damaged_metrics_file(config_file, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert _invoke(["run", str(config_file), "--out", str(out)], capsys)[0] == 0
+    metrics = out / "metrics.jsonl"
+    metrics.write_text(metrics.read_text()[:-30])
+    code, _, stderr = _invoke(["report", str(out), "--out", str(tmp_path / "x.html")], capsys)
+    assert code == 2 and f"{metrics} is damaged" in stderr and stderr.count("\n") == 1
+
+
+def test_data_info_text_table_goes_to_stdout(config_file, capsys):
+    code, stdout, _ = _invoke(["data", "info", str(config_file)], capsys)
+    assert code == 0 and "noniid_degree" in stdout

@@ -58,3 +58,10 @@ def test_virtual_clock_never_goes_back():
     with pytest.raises(ValueError, match="cannot go back"):
         clock.advance_to(2.0)
     assert clock.now == 3.0
+
+
+def test_fluctuation_never_stretches_communication():
+    device = DeviceProfile(0, speed=100.0, uplink_mbps=2.0, downlink_mbps=10.0, availability=1.0)
+    rng = np.random.default_rng(0)
+    communication_only = [TimeModel(3.0).update_time(device, 0, 1, 250_000, rng) for _ in range(5)]
+    assert communication_only == pytest.approx([8 / 10.0 + 8 / 2.0] * 5)

@@ -9,6 +9,7 @@ from fedfleet.errors import CheckpointError
 from fedfleet.fl import resume_simulation, run_simulation
 from fedfleet.fl.callbacks import BaseCallback
 from fedfleet.fl.checkpoint import load_checkpoint
+from fedfleet.fl.run_dir import RunDirectory
 
 REQUIRED_KEYS = {"round", "virtual_time_s", "wall_time_s", "test_accuracy", "test_loss",
                  "updates_accepted", "updates_rejected", "bytes_up", "bytes_down"}
@@ -89,3 +90,25 @@ def test_fedprox_and_fednova_run(digits_config):
     for name in ("fedprox", "fednova"):
         result = run_simulation(load_config(digits_config, [f"strategy.name={name}"]))
         assert result.summary["strategy"] == name and result.summary["final_accuracy"] > 0.1
+
+
+def test_a_diverged_loss_is_written_as_null(tmp_path):
+    directory = RunDirectory(tmp_path)
+    directory.append_metrics({"round": 1, "test_loss": float("nan"), "train_loss": float("inf"), "test_accuracy": 0.1})
+    text = (tmp_path / "metrics.jsonl").read_text()
+    assert json.loads(text) == {"round": 1, "test_loss": None, "train_loss": None, "test_accuracy": 0.1}
+    assert "NaN" not in text and "Infinity" not in text
+
+
+def test_resume_keeps_one_rejection_record_per_rejected_update(digits_config, tmp_path):
+    from tests.fl.test_validation import PoisonClient
+
+    digits_config["train"].update(rounds=6, clients_per_round=8)
+    config = load_config(digits_config)
+    run_simulation(config, out_dir=tmp_path / "full", client_hooks=[PoisonClient(3)])
+    with pytest.raises(KeyboardInterrupt):
+        run_simulation(config, out_dir=tmp_path / "cut", client_hooks=[PoisonClient(3)], callbacks=[StopAfter(3)])
+    resume_simulation(tmp_path / "cut", client_hooks=[PoisonClient(3)])
+    full = (tmp_path / "full" / "rejections.jsonl").read_text()
+    assert (tmp_path / "cut" / "rejections.jsonl").read_text() == full
+    assert len(full.splitlines()) == 6 and '"client_id": 3' in full

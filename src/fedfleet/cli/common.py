@@ -9,8 +9,10 @@ from typing import Any
 
 from rich.console import Console
 
-# Progress and human-readable messages go to stderr so `--format json` keeps stdout clean.
+# Results go to stdout (``output``); progress and diagnostics to stderr (``console``), so
+# `--format json` keeps stdout clean and text results can be piped.
 console = Console(stderr=True)
+output = Console()
 
 
 class OutputFormat(StrEnum):

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fedfleet.cli.common import OutputFormat, console, print_json
+from fedfleet.cli.common import OutputFormat, output, print_json
 from fedfleet.config import load_config
 from fedfleet.data.datasets import download_fashion_mnist
 from fedfleet.data.partition import partition_table
@@ -45,13 +45,13 @@ def info(
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
-    console.print(table)
+    output.print(table)
 
 
 @data_app.command("fetch")
 def fetch() -> None:
     """Download Fashion-MNIST into ~/.cache/fedfleet and verify its checksums."""
-    console.print(f"Fashion-MNIST ready in {download_fashion_mnist()}")
+    output.print(f"Fashion-MNIST ready in {download_fashion_mnist()}")
 
 
 def register(app: typer.Typer) -> None:

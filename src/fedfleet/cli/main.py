@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import NoReturn
 
 import typer
 
@@ -35,16 +36,32 @@ def _register_commands() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI; a FedfleetError becomes ``error: ...`` and exit code 2."""
+    """Entry point: run the CLI; bad input (a FedfleetError or a usage error) is one line, exit code 2."""
     _register_commands()
     try:
-        app(args=argv, prog_name="fedfleet")
+        code = app(args=argv, prog_name="fedfleet", standalone_mode=False)
     except FedfleetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(exc))
+    except typer.Abort:
+        _interrupted()
+    except typer.TyperException as exc:  # usage errors: unknown command or option, bad option value
+        message = exc.format_message()
+        if not message:  # no arguments: the help was printed
+            sys.exit(2)
+        _fail(f"{message} (see fedfleet --help)")
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        _interrupted()
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _interrupted() -> NoReturn:
+    print("interrupted", file=sys.stderr)
+    sys.exit(130)
 
 
 if __name__ == "__main__":

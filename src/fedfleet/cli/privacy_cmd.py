@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from fedfleet.cli.common import OutputFormat, console, print_json
+from fedfleet.cli.common import OutputFormat, console, output, print_json
 from fedfleet.privacy.config import MaskJobConfig, OcclusionJobConfig, load_job_config
 from fedfleet.privacy.jobs import run_mask_job, run_occlusion_job
 from fedfleet.report.privacy import write_mask_report, write_occlusion_report
@@ -40,10 +40,10 @@ def mask(config: ConfigArg = None, set_: SetOption = None, out: OutOption = None
         print_json({"out_dir": str(out_dir), **result.summary()})
         return
     chosen = result.chosen
-    console.print(f"target mask {chosen.key.name}: encrypted-model accuracy {chosen.encrypted_accuracy:.3f}, "
+    output.print(f"target mask {chosen.key.name}: encrypted-model accuracy {chosen.encrypted_accuracy:.3f}, "
                   f"original-model accuracy {chosen.original_accuracy:.3f}, "
                   f"worst attack SSIM {chosen.worst_attack_ssim:.3f}")
-    console.print(f"report: {page}")
+    output.print(f"report: {page}")
 
 
 def occlude(config: ConfigArg = None, set_: SetOption = None, out: OutOption = None,
@@ -57,9 +57,9 @@ def occlude(config: ConfigArg = None, set_: SetOption = None, out: OutOption = N
         print_json({"out_dir": str(out_dir), **result.summary()})
         return
     chosen = result.chosen
-    console.print(f"target region {chosen.region.name}: security {chosen.security:.3f}, "
+    output.print(f"target region {chosen.region.name}: security {chosen.security:.3f}, "
                   f"availability {chosen.availability:.3f}")
-    console.print(f"report: {page}")
+    output.print(f"report: {page}")
 
 
 def register(app: typer.Typer) -> None:

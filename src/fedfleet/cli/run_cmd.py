@@ -9,8 +9,9 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedfleet import api
-from fedfleet.cli.common import OutputFormat, console, print_json
+from fedfleet.cli.common import OutputFormat, console, output, print_json
 from fedfleet.config import load_config
+from fedfleet.errors import ConfigError
 from fedfleet.fl.callbacks import BaseCallback
 from fedfleet.fl.simulation import read_run_config
 from fedfleet.report.runs import write_runs_report
@@ -54,6 +55,9 @@ def run(
 ) -> None:
     """Run a federated training job and write its run directory."""
     if resume is not None:
+        if config is not None or set_ or out is not None:
+            raise ConfigError("--resume continues a run with its own config and directory; "
+                              "drop CONFIG, --set and --out, or start a new run without --resume")
         read_run_config(resume)  # fail fast, before the progress bar
     resolved = None if resume is not None else load_config(config, set_ or [])
     progress = _progress()
@@ -72,9 +76,9 @@ def run(
         print_json({"run_dir": str(result.out_dir), **result.summary})
         return
     summary = result.summary
-    console.print(f"final accuracy {summary['final_accuracy']:.4f} (best {summary['best_accuracy']:.4f}), "
+    output.print(f"final accuracy {summary['final_accuracy']:.4f} (best {summary['best_accuracy']:.4f}), "
                   f"virtual time {summary['virtual_time_s']:.0f}s, wall {summary['wall_time_s']:.1f}s")
-    console.print(f"report: {result.out_dir / api.REPORT_FILE}")
+    output.print(f"report: {result.out_dir / api.REPORT_FILE}")
 
 
 def report(
@@ -83,7 +87,7 @@ def report(
 ) -> None:
     """Compare runs in one page (summary table, accuracy against round and virtual time)."""
     path = write_runs_report(run_dirs, out)
-    console.print(f"report: {path}")
+    output.print(f"report: {path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fedfleet.cli.common import OutputFormat, console, print_json
+from fedfleet.cli.common import OutputFormat, console, output, print_json
 from fedfleet.errors import DataError, FedfleetError
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def extract(
     if format_ is OutputFormat.json:
         print_json(summary)
         return
-    console.print(f"{summary['flows']} flows from {summary['captures']} captures "
+    output.print(f"{summary['flows']} flows from {summary['captures']} captures "
                   f"({summary['failed_captures']} failed), {extraction.packets} packets "
                   f"at {extraction.packets_per_second:,.0f} packets/s -> {out}", soft_wrap=True)
 
@@ -106,7 +106,7 @@ def train(
     if format_ is OutputFormat.json:
         print_json(summary)
         return
-    console.print(f"{classifier} model on {len(table)} flows, {summary['features']} features, "
+    output.print(f"{classifier} model on {len(table)} flows, {summary['features']} features, "
                   f"{len(model.classes)} classes -> {out}")
 
 
@@ -132,7 +132,7 @@ def classify(
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     predictions.to_csv(out, index=False)
-    console.print(f"{len(predictions)} flows classified -> {out}")
+    output.print(f"{len(predictions)} flows classified -> {out}")
 
 
 def evaluate(
@@ -164,13 +164,13 @@ def evaluate(
     if format_ is OutputFormat.json:
         print_json(metrics)
         return
-    console.print(f"{metrics['num_flows']} flows: accuracy {metrics['accuracy']:.3f}, "
+    output.print(f"{metrics['num_flows']} flows: accuracy {metrics['accuracy']:.3f}, "
                   f"macro-F1 {metrics['macro_f1']:.3f}")
     rows = pd.DataFrame.from_dict(metrics["per_class"], orient="index")
-    console.print(rows.to_string(float_format=lambda v: f"{v:.3f}"), markup=False, highlight=False,
+    output.print(rows.to_string(float_format=lambda v: f"{v:.3f}"), markup=False, highlight=False,
                   soft_wrap=True)
     if plot is not None:
-        console.print(f"confusion matrix: {plot}")
+        output.print(f"confusion matrix: {plot}")
 
 
 def register(app: typer.Typer) -> None:

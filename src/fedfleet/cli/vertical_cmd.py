@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from safetensors.torch import save_file
 
-from fedfleet.cli.common import OutputFormat, console, print_json
+from fedfleet.cli.common import OutputFormat, console, output, print_json
 from fedfleet.config import dump_config
 from fedfleet.report.vertical import write_vertical_report
 from fedfleet.vertical.config import VerticalConfig, load_vertical_config
@@ -51,10 +51,10 @@ def vertical(
         print_json({"run_dir": str(out_dir), **summary})
         return
     accuracy = ", ".join(f"{name} {value:.4f}" for name, value in summary["accuracy"].items())
-    console.print(f"test accuracy: {accuracy}")
-    console.print(f"certified bound {summary['certified_bound']:.4g}; largest observed ratio "
+    output.print(f"test accuracy: {accuracy}")
+    output.print(f"certified bound {summary['certified_bound']:.4g}; largest observed ratio "
                   f"{summary['lipschitz_check']['lipschitz']['max_ratio_adversarial']:.4g}")
-    console.print(f"report: {report}")
+    output.print(f"report: {report}")
 
 
 def register(app: typer.Typer) -> None:

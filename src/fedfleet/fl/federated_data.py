@@ -10,6 +10,7 @@ import numpy as np
 from fedfleet.config import DataConfig
 from fedfleet.data.datasets import ArrayDataset, load_dataset
 from fedfleet.data.partition import build_partitioner, label_histograms
+from fedfleet.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ def build_federated_data(config: DataConfig, seed: int) -> FederatedData:
     ).fit(split.train.y.numpy())
     test = split.test
     if config.test_fraction < 1.0:
-        keep = np.random.default_rng(seed).permutation(len(test))[: int(len(test) * config.test_fraction)]
+        kept = int(len(test) * config.test_fraction)
+        if kept == 0:
+            raise ConfigError(f"data.test_fraction={config.test_fraction} keeps none of the {len(test)} test "
+                              f"samples; raise it to at least {1 / len(test):.2g}")
+        keep = np.random.default_rng(seed).permutation(len(test))[:kept]
         test = test.subset(np.sort(keep))
     return FederatedData([split.train.subset(idx) for idx in partitioner.client_indices_], test)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,15 @@ def summarise(records: Sequence[dict[str, Any]], target_accuracy: float | None) 
     }
 
 
+def json_line(record: dict[str, Any]) -> str:
+    """One strict-JSON line: a NaN or infinite float (a diverged loss) is written as null."""
+    clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
+    return json.dumps(clean, allow_nan=False) + "\n"
+
+
 def write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> None:
     """Write one JSON object per line."""
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    path.write_text("".join(json_line(r) for r in records))
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from fedfleet.fl.params import get_flat, set_flat
 from fedfleet.fl.run_dir import RunDirectory
 from fedfleet.fl.selection import Selector
 from fedfleet.fl.strategies import FederationInfo, Strategy
-from fedfleet.fl.validation import Rejection, validate_updates
+from fedfleet.fl.validation import Rejection, ServerKnowledge, validate_updates
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ class SyncRunner:
         rounds = config.train.rounds
         if self.run_dir:
             self.run_dir.write_metrics(state.records)
+            self.run_dir.drop_rejections_after(state.step)
         for callback in parts.callbacks:
             callback.on_start(rounds, state.step)
         for round_index in range(state.step + 1, rounds + 1):
@@ -175,10 +176,8 @@ class SyncRunner:
         updates = parts.backend.run(tasks)
         for hook in parts.client_hooks:
             updates = [hook(task, update) for task, update in zip(tasks, updates, strict=True)]
-        accepted, rejected = validate_updates(updates, params.numel(), config.validation.max_norm_ratio)
-        for rejection in rejected:
-            log.warning("round %d: rejected update of client %d: %s", round_index, rejection.client_id,
-                        rejection.reason)
+        server = ServerKnowledge(params, sizes, plan)
+        accepted, rejected = validate_updates(updates, server, config.validation.max_norm_ratio)
         if accepted:
             aggregated = parts.strategy.aggregate(params, accepted)
             if bool(torch.isfinite(aggregated).all()):
@@ -187,6 +186,7 @@ class SyncRunner:
                 log.error("round %d: aggregate is not finite; keeping the previous global model", round_index)
                 rejected += [Rejection(u.client_id, "aggregate not finite") for u in accepted]
                 accepted = []
+        self._record_rejections(round_index, rejected)
         message_bytes = params.numel() * BYTES_PER_PARAM
         losses = [u.metrics["train_loss"] for u in accepted if "train_loss" in u.metrics]
         return RoundOutcome(
@@ -195,6 +195,13 @@ class SyncRunner:
             bytes_down=len(chosen) * message_bytes,
             train_loss=float(np.mean(losses)) if losses else None,
         )
+
+    def _record_rejections(self, round_index: int, rejected: list[Rejection]) -> None:
+        for rejection in rejected:
+            log.warning("round %d: rejected update of client %d: %s", round_index, rejection.client_id,
+                        rejection.reason)
+        if self.run_dir and rejected:
+            self.run_dir.append_rejections(round_index, rejected)
 
     def _evaluate(self, round_index: int, now: float, wall: float, outcome: RoundOutcome) -> dict[str, Any]:
         set_flat(self.parts.model, self.state.params)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from fedfleet.fl.messages import ClientUpdate
+from fedfleet.fl.messages import ClientUpdate, LocalTrainingPlan
 
 
 @dataclass(frozen=True)
@@ -18,36 +20,82 @@ class Rejection:
     reason: str
 
 
+@dataclass(frozen=True)
+class ServerKnowledge:
+    """What the server can check a round's updates against.
+
+    Attributes
+    ----------
+    global_params : torch.Tensor
+        (num_params,) the model the round's clients started from.
+    num_samples : numpy.ndarray
+        (num_clients,) the clients' registered data set sizes.
+    plan : LocalTrainingPlan
+        The round's local-training plan, which fixes each client's number of SGD steps.
+    """
+
+    global_params: torch.Tensor
+    num_samples: np.ndarray
+    plan: LocalTrainingPlan
+
+    def expected_steps(self, client_id: int) -> int:
+        return self.plan.epochs * math.ceil(int(self.num_samples[client_id]) / self.plan.batch_size)
+
+
 def validate_updates(
-    updates: Sequence[ClientUpdate], num_params: int, max_norm_ratio: float
+    updates: Sequence[ClientUpdate], server: ServerKnowledge, max_norm_ratio: float
 ) -> tuple[list[ClientUpdate], list[Rejection]]:
     """Split updates into accepted and rejected.
 
-    Rejected: a delta of the wrong shape or dtype, any NaN/Inf, a non-positive sample
-    count, or an L2 norm above ``max_norm_ratio`` x the median norm of the well-formed
-    updates in the cohort (the median is robust to a minority of attackers).
+    Rejected, with the reason:
+
+    - a delta of the wrong shape or dtype, or with any NaN/Inf;
+    - a ``num_samples`` or ``local_steps`` other than the server's record and plan imply
+      (a client claiming more data would take a larger share of the average);
+    - an L2 norm above ``max_norm_ratio`` x the norm of the global model (checked for any
+      cohort size, so a single client cannot blow the model up when the cohort is small);
+    - with three or more well-formed updates, a norm per local step above ``max_norm_ratio`` x
+      the cohort's median norm per step (the median is robust to a minority of attackers;
+      dividing by the steps keeps honest clients with much more data than the rest).
     """
+    num_params = server.global_params.numel()
+    global_norm = float(server.global_params.norm())
     well_formed: list[ClientUpdate] = []
     rejected: list[Rejection] = []
     for update in updates:
-        delta = update.delta
-        if delta.dtype != torch.float32 or delta.shape != (num_params,):
-            reason = f"delta has shape {tuple(delta.shape)} {delta.dtype}, expected ({num_params},) float32"
-            rejected.append(Rejection(update.client_id, reason))
-        elif not bool(torch.isfinite(delta).all()):
-            rejected.append(Rejection(update.client_id, "delta contains NaN or Inf"))
-        elif update.num_samples <= 0:
-            rejected.append(Rejection(update.client_id, f"num_samples is {update.num_samples}"))
-        else:
+        reason = _malformation(update, server, num_params)
+        if reason is None and global_norm > 0 and float(update.delta.norm()) > max_norm_ratio * global_norm:
+            reason = (f"delta norm {float(update.delta.norm()):.3g} exceeds {max_norm_ratio:g} x the global "
+                      f"model's norm {global_norm:.3g}")
+        if reason is None:
             well_formed.append(update)
+        else:
+            rejected.append(Rejection(update.client_id, reason))
     if len(well_formed) < 3:  # a median of fewer than three says little
         return well_formed, rejected
-    norms = torch.stack([u.delta.norm() for u in well_formed])
-    limit = max_norm_ratio * float(norms.median())
+    per_step = torch.stack([u.delta.norm() / u.local_steps for u in well_formed])
+    limit = max_norm_ratio * float(per_step.median())
     accepted = []
-    for update, norm in zip(well_formed, norms.tolist(), strict=True):
+    for update, norm in zip(well_formed, per_step.tolist(), strict=True):
         if norm > limit:
-            rejected.append(Rejection(update.client_id, f"delta norm {norm:.3g} exceeds {limit:.3g}"))
+            reason = (f"delta norm per local step {norm:.3g} exceeds {max_norm_ratio:g} x the cohort "
+                      f"median ({limit:.3g})")
+            rejected.append(Rejection(update.client_id, reason))
         else:
             accepted.append(update)
     return accepted, rejected
+
+
+def _malformation(update: ClientUpdate, server: ServerKnowledge, num_params: int) -> str | None:
+    delta = update.delta
+    if delta.dtype != torch.float32 or delta.shape != (num_params,):
+        return f"delta has shape {tuple(delta.shape)} {delta.dtype}, expected ({num_params},) float32"
+    if not bool(torch.isfinite(delta).all()):
+        return "delta contains NaN or Inf"
+    registered = int(server.num_samples[update.client_id])
+    if update.num_samples != registered:
+        return f"num_samples is {update.num_samples}, the client holds {registered}"
+    expected_steps = server.expected_steps(update.client_id)
+    if update.local_steps != expected_steps:
+        return f"local_steps is {update.local_steps}, the plan implies {expected_steps}"
+    return None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from fedfleet.errors import FedfleetError
+from fedfleet.fl.history import read_jsonl
+from fedfleet.fl.run_dir import METRICS_FILE, SUMMARY_FILE
 from fedfleet.report.figures import new_figure, save_figure
 from fedfleet.report.html import HtmlReport
 
@@ -17,11 +19,18 @@ SUMMARY_COLUMNS = ("run", "strategy", "final_accuracy", "best_accuracy", "virtua
 
 def load_run(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """A run's metrics records and summary; a one-line error when the folder is not a run."""
-    metrics, summary = run_dir / "metrics.jsonl", run_dir / "summary.json"
+    metrics, summary = run_dir / METRICS_FILE, run_dir / SUMMARY_FILE
     if not metrics.exists():
-        raise FedfleetError(f"{run_dir} is not a run directory (no metrics.jsonl)")
-    records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    return records, json.loads(summary.read_text()) if summary.exists() else {}
+        raise FedfleetError(f"{run_dir} is not a run directory (no {METRICS_FILE})")
+    records = _parsed(metrics, read_jsonl)
+    return records, _parsed(summary, lambda path: json.loads(path.read_text())) if summary.exists() else {}
+
+
+def _parsed(path: Path, parse: Callable[[Path], Any]) -> Any:
+    try:
+        return parse(path)
+    except json.JSONDecodeError as exc:
+        raise FedfleetError(f"{path} is damaged (line {exc.lineno}: {exc.msg}); rerun the run or resume it") from None
 
 
 def _x_key(records: Sequence[dict[str, Any]]) -> str:
