@@ -60,6 +60,15 @@ def test_an_honest_client_with_much_more_data_is_kept():
     assert not rejected and len(accepted) == 5
 
 
+def test_a_client_is_kept_when_its_total_norm_is_ordinary():
+    # Per step it stands out (the big clients' many steps pull the per-step median down), in total it does not.
+    big = [make(i, torch.full((4,), 0.5), num_samples=200, local_steps=20) for i in range(3)]
+    small = [make(3, torch.full((4,), 0.1)), make(4, torch.full((4,), 0.3))]
+    sizes = (200, 200, 200, 10, 10)
+    accepted, rejected = validate_updates([*big, *small], server(sizes=sizes), 10)
+    assert not rejected and len(accepted) == 5
+
+
 def test_a_zero_global_model_skips_only_the_global_norm_check():
     accepted, rejected = validate_updates(healthy(2), server(global_params=torch.zeros(4)), 10)
     assert len(accepted) == 2 and not rejected

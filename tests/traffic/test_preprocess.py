@@ -123,6 +123,16 @@ def test_training_columns_are_standardised_or_in_unit_range(values):
     assert minmax.min() >= -1e-6 and minmax.max() <= 1 + 1e-6
 
 
+@pytest.mark.parametrize("scaling", ["standard", "minmax", "log-standard"])
+def test_a_constant_column_maps_to_zero_and_stays_finite(scaling):
+    # float moments of a constant column carry rounding noise; it must not become a tiny scale
+    train = pd.DataFrame({"bytes": [349525.975] * 3})
+    pre = TrafficPreprocessor(ports=(), scaling=scaling).fit(train)
+    np.testing.assert_array_equal(pre.transform(train)[:, 0], 0.0)
+    shifted = pre.transform(pd.DataFrame({"bytes": [349526.975]}))[0, 0]
+    assert np.isfinite(shifted) and abs(shifted) <= 1.0
+
+
 def test_estimator_contract(flows):
     pre = TrafficPreprocessor(categorical=("protocol",), port_mode="bucket")
     assert clone(pre).get_params() == pre.get_params()

@@ -54,9 +54,11 @@ def validate_updates(
       (a client claiming more data would take a larger share of the average);
     - an L2 norm above ``max_norm_ratio`` x the norm of the global model (checked for any
       cohort size, so a single client cannot blow the model up when the cohort is small);
-    - with three or more well-formed updates, a norm per local step above ``max_norm_ratio`` x
-      the cohort's median norm per step (the median is robust to a minority of attackers;
-      dividing by the steps keeps honest clients with much more data than the rest).
+    - with three or more well-formed updates, an outlier of the cohort: a norm above
+      ``max_norm_ratio`` x the cohort's median norm *and* a norm per local step above
+      ``max_norm_ratio`` x the median norm per step. The medians are robust to a minority of
+      attackers; asking for both keeps honest clients that moved far because they took many
+      more steps than the rest, and never rejects more than the plain norm test would.
     """
     num_params = server.global_params.numel()
     global_norm = float(server.global_params.norm())
@@ -73,13 +75,15 @@ def validate_updates(
             rejected.append(Rejection(update.client_id, reason))
     if len(well_formed) < 3:  # a median of fewer than three says little
         return well_formed, rejected
-    per_step = torch.stack([u.delta.norm() / u.local_steps for u in well_formed])
-    limit = max_norm_ratio * float(per_step.median())
+    norms = torch.stack([u.delta.norm() for u in well_formed])
+    per_step = norms / torch.tensor([float(u.local_steps) for u in well_formed])
+    limit = max_norm_ratio * float(norms.median())
+    per_step_limit = max_norm_ratio * float(per_step.median())
     accepted = []
-    for update, norm in zip(well_formed, per_step.tolist(), strict=True):
-        if norm > limit:
-            reason = (f"delta norm per local step {norm:.3g} exceeds {max_norm_ratio:g} x the cohort "
-                      f"median ({limit:.3g})")
+    for update, norm, step_norm in zip(well_formed, norms.tolist(), per_step.tolist(), strict=True):
+        if norm > limit and step_norm > per_step_limit:
+            reason = (f"delta norm {norm:.3g} exceeds {max_norm_ratio:g} x the cohort median ({limit:.3g}), "
+                      f"and per local step {step_norm:.3g} exceeds {per_step_limit:.3g}")
             rejected.append(Rejection(update.client_id, reason))
         else:
             accepted.append(update)

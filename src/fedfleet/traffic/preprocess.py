@@ -268,11 +268,12 @@ class TrafficPreprocessor(TransformerMixin, BaseEstimator):
         return self.normalise and self.kinds_[name] != "port"
 
     def _statistics(self, moments: Moments) -> tuple[float, float]:
-        if moments.count == 0:
-            return 0.0, 1.0
+        if moments.count == 0 or moments.low == moments.high:
+            # A constant column (whose float moments may still show rounding noise) maps to 0.
+            return (moments.low if moments.count else 0.0), 1.0
         if self.scaling == "minmax":
-            return moments.low, (moments.high - moments.low) or 1.0
-        return moments.mean, float(np.sqrt(moments.m2 / moments.count)) or 1.0
+            return moments.low, moments.high - moments.low
+        return moments.mean, float(np.sqrt(moments.m2 / moments.count))
 
     # -- transforming --------------------------------------------------------------------
     def transform(self, X: pd.DataFrame) -> np.ndarray:
