@@ -67,8 +67,8 @@ class FleetConfig(_Section):
 
 
 class ValidationConfig(_Section):
-    # reject an update whose norm exceeds ratio x the global model's norm, or whose norm per
-    # local step exceeds ratio x the cohort's median norm per step
+    # reject an update whose norm exceeds ratio x the global model's norm, or exceeds ratio x the
+    # cohort's median norm both in total and per local step
     max_norm_ratio: float = Field(10.0, gt=1)
 
 
