@@ -47,7 +47,7 @@ class TrainConfig(_Section):
     weight_decay: float = Field(0.0, ge=0)
     eval_every: int = Field(1, ge=1)  # evaluate the global model every k rounds
     target_accuracy: float | None = Field(None, gt=0, le=1)  # for time_to_target_s
-    deadline_s: float | None = Field(None, gt=0)  # drop devices finishing later in a round
+    deadline_s: float | None = Field(None, gt=0)  # drop devices finishing later; an empty round lasts this long
     eval_batch_size: int = Field(1000, ge=1)
 
 

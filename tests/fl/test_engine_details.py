@@ -95,3 +95,9 @@ def test_api_accepts_a_single_override_string(tmp_path):
                       "train": {"clients_per_round": 2}}, overrides="train.rounds=2", out_dir=tmp_path, report=False)
     assert len(result.history) == 2
     assert np.isfinite(result.summary["final_accuracy"])
+
+
+def test_a_round_with_no_device_online_waits_out_the_deadline(digits_config):
+    result = run_simulation(load_config(digits_config, ["fleet.availability=0.0001", "train.deadline_s=5"]))
+    assert result.summary["updates_accepted"] == 0
+    assert result.summary["virtual_time_s"] == 5.0 * digits_config["train"]["rounds"]

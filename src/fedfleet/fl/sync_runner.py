@@ -159,7 +159,8 @@ class SyncRunner:
         online = np.array([d.device_id for d in parts.fleet if rng.random() < d.availability])
         if len(online) == 0:
             log.warning("round %d: no device online", round_index)
-            return RoundOutcome([], [], 0, 0.0, 0, 0)
+            waited = config.train.deadline_s or 0.0  # with a deadline, the server waits it out
+            return RoundOutcome([], [], 0, waited, 0, 0)
         chosen = parts.selector.select(round_index, online, config.train.clients_per_round, rng)
         plan = parts.strategy.configure_train(self.plan, round_index)
         sizes = parts.data.num_samples()
