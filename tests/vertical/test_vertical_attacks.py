@@ -1,4 +1,4 @@
-"""Attacks: exact noise norms, PGD stays in its ball and hurts, certified samples survive PGD."""
+"""Attacks: exact noise norms, PGD stays in its ball and hurts, every certified sample survives PGD."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fedfleet.vertical.attacks import Corruption, gaussian_noise, pgd, scaled, zeros
-from fedfleet.vertical.certify import certified_accuracy
+from fedfleet.vertical.certify import certified_accuracy, certified_mask
 from fedfleet.vertical.data import load_vertical
 from fedfleet.vertical.trainer import VerticalClassifier
 
@@ -48,19 +48,26 @@ def test_pgd_stays_in_the_ball_and_beats_random_noise(trained) -> None:  # type:
     assert accuracy_pgd < accuracy_noise
 
 
-def test_certified_samples_survive_pgd_at_their_radius(trained) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("relative_radius", [0.1, 0.2])
+def test_certified_samples_survive_pgd_at_their_radius(trained, relative_radius: float) -> None:  # type: ignore[no-untyped-def]
     estimator, xt, yt = trained
     model = estimator.model_
     with torch.no_grad():
         z_active, z_passive = model.embed(xt)
         logits = model.head(z_active, [z_passive])
-    radius = 0.1 * float(z_passive.norm(dim=1).median())
-    certified = certified_accuracy(logits, yt, estimator.certified_bound_, radius)
-    assert certified > 0.3
+    radius = relative_radius * float(z_passive.norm(dim=1).median())
+    certified = certified_mask(logits, yt, estimator.certified_bound_, radius)
+    assert float(certified.double().mean()) == certified_accuracy(logits, yt, estimator.certified_bound_, radius)
+    assert int(certified.sum()) > 0.3 * len(yt) * (0.1 / relative_radius)
     attacked = pgd(model, z_active, [z_passive], yt, 1, radius, steps=20)
     with torch.no_grad():
-        accuracy = float((model.head(z_active, [attacked]).argmax(1) == yt).float().mean())
-    assert accuracy >= certified
+        survives = model.head(z_active, [attacked]).argmax(1) == yt
+    assert bool(survives[certified].all()), f"{int((certified & ~survives).sum())} certified samples broken"
+    # the check has teeth: this PGD breaks correctly classified samples, and a certificate
+    # from a bound 10x too small claims samples that it breaks
+    assert int(((logits.argmax(1) == yt) & ~survives).sum()) > 0
+    overclaimed = certified_mask(logits, yt, estimator.certified_bound_ / 10, radius)
+    assert int((overclaimed & ~survives).sum()) > 0
 
 
 def test_certified_accuracy_shrinks_with_radius_and_needs_a_correct_prediction() -> None:

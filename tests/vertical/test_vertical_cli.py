@@ -1,4 +1,4 @@
-"""``fedfleet vertical`` end to end on a tiny digits config, and its config errors."""
+"""``fedfleet vertical`` end to end on a tiny digits config, its config and --out errors, its files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from fedfleet.cli.main import main
+from fedfleet.cli.vertical_cmd import open_run_dir, write_run_dir
 from fedfleet.vertical.config import load_vertical_config
+from fedfleet.vertical.study import StudyResult
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "vertical" / "digits.yaml"
 TINY = ["train.epochs=2", "robustness.corruption_fractions=[0.5]", "robustness.pgd_steps=2",
@@ -56,3 +58,30 @@ def test_bad_config_is_a_one_line_error(override: str, message: str, capsys: pyt
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and message in error and "\n" not in error
+
+
+@pytest.mark.parametrize("where", ["file", "under_file"])
+def test_out_that_cannot_be_a_folder_is_a_one_line_error(
+    where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    existing = tmp_path / "taken.txt"
+    existing.write_text("keep me\n")
+    out = existing if where == "file" else existing / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["vertical", str(CONFIG), *_argv("--out", str(out))])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: --out ") and str(out) in error and "\n" not in error
+    assert existing.read_text() == "keep me\n"
+
+
+def test_run_dir_writes_strict_json_metrics(tmp_path: Path) -> None:
+    summary = {"accuracy": {"lipschitz": 0.5}, "certified_bound": 4.0, "bytes_up": 1, "bytes_down": 1,
+               "lipschitz_check": {}, "passive_embedding_norm": {"lipschitz": 1.0}, "alignment": {}}
+    history = [{"model": "lipschitz", "epoch": 1, "train_loss": float("nan"), "test_accuracy": 0.5}]
+    config = load_vertical_config(CONFIG)
+    write_run_dir(open_run_dir(tmp_path / "run"), config, StudyResult(summary, history))
+    (line,) = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(line)["train_loss"] is None  # a diverged loss is null, not the non-JSON NaN
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["robustness"]["attacks"] == []
+    assert load_vertical_config(tmp_path / "run" / "config.yaml") == config

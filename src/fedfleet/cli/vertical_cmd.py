@@ -2,34 +2,41 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
-from safetensors.torch import save_file
 
+from fedfleet.api import default_out_dir
 from fedfleet.cli.common import OutputFormat, console, output, print_json
-from fedfleet.config import dump_config
+from fedfleet.config import RunConfig, dump_config
+from fedfleet.errors import ConfigError
+from fedfleet.fl.run_dir import CONFIG_FILE, RunDirectory
 from fedfleet.report.vertical import write_vertical_report
 from fedfleet.vertical.config import VerticalConfig, load_vertical_config
 from fedfleet.vertical.study import StudyResult, run_study
 
 
-def write_run_dir(out_dir: Path, config: VerticalConfig, result: StudyResult) -> Path:
+def open_run_dir(path: Path) -> RunDirectory:
+    """Create (or reuse) the run directory; a path that cannot be a folder is a ConfigError."""
+    try:
+        return RunDirectory(path)
+    except OSError as exc:  # an existing file, a file among the parents, no permission
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"--out {path}: cannot create the run directory ({reason}); "
+                          "give a new or an existing folder") from exc
+
+
+def write_run_dir(run_dir: RunDirectory, config: VerticalConfig, result: StudyResult) -> Path:
     """config.yaml, summary.json, metrics.jsonl, model.safetensors and report.html."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(dump_config(config))
+    (run_dir.path / CONFIG_FILE).write_text(dump_config(config))  # write_config takes a RunConfig
     summary: dict[str, Any] = {**result.summary, "robustness": {
         "attacks": result.attacks, "certified": result.certified, "corruption": result.corruption}}
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    with (out_dir / "metrics.jsonl").open("w") as metrics:
-        metrics.writelines(json.dumps(entry) + "\n" for entry in result.history)
+    run_dir.write_summary(summary)
+    run_dir.write_metrics(result.history)
     if result.model is not None:
-        save_file({k: v.contiguous() for k, v in result.model.state_dict().items()},
-                  out_dir / "model.safetensors")
-    return write_vertical_report(out_dir, f"Vertical FL: {config.name}", result.summary, result.history,
+        run_dir.write_model(result.model)
+    return write_vertical_report(run_dir.path, f"Vertical FL: {config.name}", result.summary, result.history,
                                  result.attacks, result.certified, result.corruption)
 
 
@@ -41,11 +48,12 @@ def vertical(
 ) -> None:
     """Align parties, train the split model with a Lipschitz top, attack the passive party."""
     resolved = load_vertical_config(config, set_ or [])
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    out_dir = out or Path("runs") / f"{resolved.name}-{stamp}"
+    # default_out_dir only reads ``name``, which a VerticalConfig has too
+    out_dir = out or default_out_dir(cast(RunConfig, resolved))
+    run_dir = open_run_dir(out_dir)  # before training, so a bad --out fails at once
     quiet = format_ is OutputFormat.json
     result = run_study(resolved, progress=(lambda message: None) if quiet else console.print)
-    report = write_run_dir(out_dir, resolved, result)
+    report = write_run_dir(run_dir, resolved, result)
     summary = result.summary
     if quiet:
         print_json({"run_dir": str(out_dir), **summary})

@@ -85,8 +85,8 @@ def empirical_lipschitz(
     }
 
 
-def certified_accuracy(logits: torch.Tensor, y: torch.Tensor, bound: float, radius: float) -> float:
-    """Share of samples classified correctly and provably unchanged by any passive-embedding
+def certified_mask(logits: torch.Tensor, y: torch.Tensor, bound: float, radius: float) -> torch.Tensor:
+    """Per sample: classified correctly and provably unchanged by any passive-embedding
     perturbation of L2 norm <= ``radius``.
 
     If the logits are ``bound``-Lipschitz, each difference of two logits is at most
@@ -95,5 +95,9 @@ def certified_accuracy(logits: torch.Tensor, y: torch.Tensor, bound: float, radi
     """
     top2 = logits.topk(2, dim=1)
     margin = top2.values[:, 0] - top2.values[:, 1]
-    safe = (top2.indices[:, 0] == y) & (margin > math.sqrt(2) * bound * radius)
-    return float(safe.double().mean())
+    return (top2.indices[:, 0] == y) & (margin > math.sqrt(2) * bound * radius)
+
+
+def certified_accuracy(logits: torch.Tensor, y: torch.Tensor, bound: float, radius: float) -> float:
+    """Share of samples that :func:`certified_mask` certifies."""
+    return float(certified_mask(logits, y, bound, radius).double().mean())
