@@ -20,10 +20,10 @@ from fedfleet.report.runs import write_runs_report
 REPORT_FILE = "report.html"
 
 
-def default_out_dir(config: RunConfig) -> Path:
+def default_out_dir(name: str) -> Path:
     """runs/<name>-<UTC timestamp>."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{config.name}-{stamp}"
+    return Path("runs") / f"{name}-{stamp}"
 
 
 def run(
@@ -56,7 +56,7 @@ def run(
         if isinstance(overrides, str):
             overrides = [overrides]
         resolved = load_config(config, list(overrides) if isinstance(overrides, Sequence) else overrides)
-    out = Path(out_dir) if out_dir is not None else default_out_dir(resolved)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(resolved.name)
     result = run_simulation(resolved, out_dir=out, **parts)
     if report:
         write_runs_report([out], out / REPORT_FILE)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 
 from fedfleet.api import default_out_dir
 from fedfleet.cli.common import OutputFormat, console, output, print_json
-from fedfleet.config import RunConfig, dump_config
 from fedfleet.errors import ConfigError
-from fedfleet.fl.run_dir import CONFIG_FILE, RunDirectory
+from fedfleet.fl.run_dir import RunDirectory
 from fedfleet.report.vertical import write_vertical_report
 from fedfleet.vertical.config import VerticalConfig, load_vertical_config
 from fedfleet.vertical.study import StudyResult, run_study
@@ -29,7 +28,7 @@ def open_run_dir(path: Path) -> RunDirectory:
 
 def write_run_dir(run_dir: RunDirectory, config: VerticalConfig, result: StudyResult) -> Path:
     """config.yaml, summary.json, metrics.jsonl, model.safetensors and report.html."""
-    (run_dir.path / CONFIG_FILE).write_text(dump_config(config))  # write_config takes a RunConfig
+    run_dir.write_config(config)
     summary: dict[str, Any] = {**result.summary, "robustness": {
         "attacks": result.attacks, "certified": result.certified, "corruption": result.corruption}}
     run_dir.write_summary(summary)
@@ -48,8 +47,7 @@ def vertical(
 ) -> None:
     """Align parties, train the split model with a Lipschitz top, attack the passive party."""
     resolved = load_vertical_config(config, set_ or [])
-    # default_out_dir only reads ``name``, which a VerticalConfig has too
-    out_dir = out or default_out_dir(cast(RunConfig, resolved))
+    out_dir = out or default_out_dir(resolved.name)
     run_dir = open_run_dir(out_dir)  # before training, so a bad --out fails at once
     quiet = format_ is OutputFormat.json
     result = run_study(resolved, progress=(lambda message: None) if quiet else console.print)

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import BaseModel
 from safetensors.torch import save_file
 from torch import nn
 
-from fedfleet.config import RunConfig, dump_config
+from fedfleet.config import dump_config
 from fedfleet.fl.history import json_line, read_jsonl, write_jsonl
 from fedfleet.fl.validation import Rejection
 
@@ -34,7 +35,8 @@ class RunDirectory:
     def checkpoint_dir(self) -> Path:
         return self.path / CHECKPOINT_DIR
 
-    def write_config(self, config: RunConfig) -> None:
+    def write_config(self, config: BaseModel) -> None:
+        """The fully resolved config of the run (any validated config model)."""
         (self.path / CONFIG_FILE).write_text(dump_config(config))
 
     def write_metrics(self, records: list[dict[str, Any]]) -> None:
