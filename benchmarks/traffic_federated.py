@@ -5,13 +5,20 @@ the pooled flows, on the random flow split and the split by capture, using the s
 flows as benchmarks/traffic.py (cached extraction, ``Unspecified`` and classes under
 20 flows left out) and the same preprocessing (ports normalised, the best MLP setting of the ablation).
 
+Every federated run also reports the engine's update validation: how many client updates
+were rejected (``updates_rejected`` of the run summary) and which captures sent them, read
+from the run's ``rejections.jsonl``.
+
     python benchmarks/traffic_federated.py [--seeds 2] [--rounds 150]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,13 +53,19 @@ def main() -> None:
         flows = filter_labels(extraction.flows, LABEL, ("Unspecified",), 20).reset_index(drop=True)
         rows = [row for seed in range(args.seeds) for row in one_seed(flows, seed, args)]
     print(f"\n### Federated MLP, {len(flows)} flows, mean of {args.seeds} seeds\n")
-    print("| split | training | clients | accuracy | macro-F1 | MB up |")
-    print("|---|---|---|---|---|---|")
+    print("| split | training | clients (per seed) | accuracy | macro-F1 | MB up | updates rejected |")
+    print("|---|---|---|---|---|---|---|")
     for key in dict.fromkeys((row["split"], row["training"]) for row in rows):
         group = [row for row in rows if (row["split"], row["training"]) == key]
         mean = {name: np.mean([row[name] for row in group]) for name in ("accuracy", "macro_f1", "mb_up")}
-        print(f"| {key[0]} | {key[1]} | {group[0]['clients']} | {mean['accuracy']:.3f} | "
-              f"{mean['macro_f1']:.3f} | {mean['mb_up']:.1f} |")
+        clients = " / ".join(str(row["clients"]) for row in group)
+        rejected = (f"{sum(row['rejected'] for row in group)} of {sum(row['updates'] for row in group):,}"
+                    if group[0]["updates"] else "–")
+        print(f"| {key[0]} | {key[1]} | {clients} | {mean['accuracy']:.3f} | "
+              f"{mean['macro_f1']:.3f} | {mean['mb_up']:.1f} | {rejected} |")
+    federated = [row for row in rows if row["updates"]]
+    print(f"\nupdates rejected over {len(federated)} federated runs: "
+          f"{sum(row['rejected'] for row in federated)} of {sum(row['updates'] for row in federated):,}")
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 
@@ -70,12 +83,47 @@ def one_seed(flows: Any, seed: int, args: argparse.Namespace) -> list[dict[str, 
                          test, sgd.model.predict(test), 0.0))
         for strategy in ("fedavg", "fedprox"):
             config = _config(seed, strategy, args.rounds, args.clients_per_round, 2)
-            result = train_federated(train, test, NFSTREAM_SPEC, config)
-            rows.append(_row(split, f"{strategy}, {args.rounds} rounds x {args.clients_per_round}",
-                             len(result.client_sizes), test, result.model.predict(test),
-                             result.run.summary["bytes_up"] / 1e6))
+            with tempfile.TemporaryDirectory() as run_dir:
+                result = train_federated(train, test, NFSTREAM_SPEC, config, out_dir=run_dir)
+                rejections = _read_rejections(Path(run_dir))
+            summary = result.run.summary
+            row = _row(split, f"{strategy}, {args.rounds} rounds x {args.clients_per_round}",
+                       len(result.client_sizes), test, result.model.predict(test), summary["bytes_up"] / 1e6)
+            row["rejected"] = int(summary["updates_rejected"])
+            row["updates"] = int(summary["updates_rejected"] + summary["updates_accepted"])
+            rows.append(row)
+            _print_rejections(f"seed {seed} {split} {strategy}", row, train, result.client_sizes, rejections)
         print(f"  seed {seed} {split} done", flush=True)
     return rows
+
+
+def _read_rejections(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "rejections.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _print_rejections(name: str, row: dict[str, Any], train: Any, sizes: list[int],
+                      rejections: list[dict[str, Any]]) -> None:
+    """Which clients (captures) had updates rejected, how often, and by which test."""
+    captures = sorted(train["capture"].unique())  # client i is the i-th capture (train_federated)
+    print(f"  {name}: {row['rejected']} of {row['updates']} updates rejected; client flows: "
+          f"mean {np.mean(sizes):.1f}, median {np.median(sizes):.0f}, max {max(sizes)}", flush=True)
+    by_client = collections.Counter(r["client_id"] for r in rejections)
+    for client, count in by_client.most_common():
+        flows = train[train["capture"] == captures[client]]
+        reasons = collections.Counter(_test_of(r["reason"]) for r in rejections if r["client_id"] == client)
+        labels = ", ".join(f"{label} {n}" for label, n in flows[LABEL].value_counts().items())
+        plural = "s" if sizes[client] != 1 else ""
+        print(f"    {captures[client]} ({sizes[client]} flow{plural}: {labels}): {count} rejected "
+              f"({', '.join(f'{test} {n}' for test, n in reasons.items())})", flush=True)
+
+
+def _test_of(reason: str) -> str:
+    if "global model" in reason:
+        return "global-norm cap"
+    if "cohort median" in reason:
+        return "cohort outlier"
+    return reason.split(",")[0]
 
 
 def _config(seed: int, strategy: str, rounds: int, cohort: int, local_epochs: int) -> RunConfig:
@@ -89,8 +137,8 @@ def _config(seed: int, strategy: str, rounds: int, cohort: int, local_epochs: in
 
 def _row(split: str, training: str, clients: int, test: Any, predicted: Any, mb_up: float) -> dict[str, Any]:
     metrics = classification_metrics(test[LABEL], predicted)
-    return {"split": split, "training": training, "clients": clients,
-            "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "mb_up": mb_up}
+    return {"split": split, "training": training, "clients": clients, "accuracy": metrics["accuracy"],
+            "macro_f1": metrics["macro_f1"], "mb_up": mb_up, "rejected": 0, "updates": 0}
 
 
 if __name__ == "__main__":

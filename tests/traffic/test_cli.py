@@ -86,6 +86,60 @@ def test_default_port_handling_depends_on_the_classifier(runner, tmp_path, class
     assert state["kinds"]["dst_port"] == port_kind
 
 
+def test_a_table_without_spec_gets_ports_and_addresses_from_their_names(runner, tmp_path):
+    flows = tmp_path / "flows.csv"
+    make_flows(rows_per_class=20).to_csv(flows, index=False)
+    model = tmp_path / "model"
+    result = invoke(runner, "train", flows, "--label", "label", "--out", model)
+    assert result.exit_code == 0, result.output
+    assert "no --spec given" in result.stderr and "src_ip" in result.stderr
+    state = json.loads((model / "preprocessor.json").read_text())
+    assert state["kinds"]["src_port"] == state["kinds"]["dst_port"] == "port"  # not normalised
+    assert "src_ip" not in state["feature_names_in"] and state["kinds"]["protocol"] == "categorical"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("exclude: [src_ip]\n")
+    result = invoke(runner, "train", flows, "--label", "label", "--out", model, "--spec", spec)
+    assert result.exit_code == 0 and "no --spec given" not in result.stderr
+
+
+def test_evaluate_on_a_random_and_a_capture_split(runner, tmp_path):
+    flows = tmp_path / "flows.csv"
+    make_flows().to_csv(flows, index=False)
+    model = tmp_path / "model"
+    assert invoke(runner, "train", flows, "--label", "label", "--out", model).exit_code == 0
+    plot = tmp_path / "confusion.png"
+    result = invoke(runner, "evaluate", model, flows, "--label", "label", "--split", "both", "--plot", plot,
+                    "--format", "json")
+    assert result.exit_code == 0, result.output
+    splits = json.loads(result.stdout)
+    assert set(splits) == {"random", "capture"}
+    assert splits["random"]["test_flows"] == 45 and splits["random"]["train_flows"] == 135
+    capture = splits["capture"]
+    assert capture["train_captures"] + capture["test_captures"] == capture["captures"] == 6
+    assert all(metrics["accuracy"] > 0.9 for metrics in splits.values())
+    assert (tmp_path / "confusion-random.png").stat().st_size > 0
+    assert (tmp_path / "confusion-capture.png").stat().st_size > 0
+    text = invoke(runner, "evaluate", model, flows, "--label", "label", "--split", "capture", "--seed", 1)
+    assert text.exit_code == 0 and "capture split" in text.stdout and "held-out flows" in text.stdout
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--split", "halves"], "--split must be random, capture or both"),
+    (["--seed", "3"], "apply only with --split"),
+    (["--split", "capture", "--group", "site"], "'site' column"),
+])
+def test_evaluate_split_errors_exit_with_code_two(runner, tmp_path, capsys, extra, message):
+    from fedfleet.cli.main import main
+
+    flows = tmp_path / "flows.csv"
+    make_flows(rows_per_class=20).to_csv(flows, index=False)
+    assert invoke(runner, "train", flows, "--label", "label", "--out", tmp_path / "m").exit_code == 0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["traffic", "evaluate", str(tmp_path / "m"), str(flows), "--label", "label", *extra])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 def test_missing_traffic_extra_is_named(runner, tmp_path, monkeypatch):
     import importlib.util
 

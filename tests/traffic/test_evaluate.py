@@ -31,3 +31,19 @@ def test_capture_split_needs_captures(flows):
         capture_split(flows.drop(columns=["capture"]))
     with pytest.raises(DataError, match="at least two"):
         capture_split(flows.assign(capture="one.pcap"))
+
+
+def test_refit_keeps_the_recipe_and_a_capture_split_scores_unseen_captures(flows):
+    from fedfleet.traffic.evaluate import evaluate_on_split
+    from fedfleet.traffic.model import fit_model
+    from fedfleet.traffic.schema import ColumnSpec
+
+    spec = ColumnSpec(label="label", exclude=["src_ip"], ports=["src_port", "dst_port"], categorical=["protocol"])
+    model = fit_model(flows, spec, "tree", {"port_mode": "bucket"}, {"max_iter": 20})
+    train, test = capture_split(flows, 0.34, 1)
+    refitted = model.refit(train)
+    assert refitted.preprocessor.port_mode == "bucket" and refitted.classifier.max_iter == 20
+    assert refitted.features == model.features and refitted is not model
+    result = evaluate_on_split(model, flows, "capture", "label", 0.34, 1)
+    assert result["test_flows"] == len(test) and result["test_captures"] == test["capture"].nunique()
+    assert result["accuracy"] == classification_metrics(test["label"], refitted.predict(test))["accuracy"]

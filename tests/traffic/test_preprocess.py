@@ -62,6 +62,44 @@ def test_declared_nominal_numbers_match_across_int_and_float_columns():
     assert np.isnan(out[3])
 
 
+def test_invalid_nominal_numbers_become_null_not_categories():
+    frame = pd.DataFrame({"protocol": [6, 17, np.inf, -1]})
+    pre = fit_raw(frame, categorical=("protocol",))
+    assert pre.categories_["protocol"] == ["17", "6"]
+    np.testing.assert_array_equal(np.isnan(column(pre, frame, "protocol")), [False, False, True, True])
+    # invalid values first seen at transform time are null too, not the unknown id
+    later = column(pre, pd.DataFrame({"protocol": [-np.inf, -6.0, 6.0]}), "protocol")
+    np.testing.assert_array_equal(np.isnan(later), [True, True, False])
+
+
+def test_missing_and_invalid_text_in_nominal_columns_becomes_null():
+    frame = pd.DataFrame({"proto_name": ["TCP", "NaN", "null", " none ", "N/A", "UDP"],
+                          "protocol": ["6", "17.0", "Infinity", "-1", "nan", "6"]})
+    pre = fit_raw(frame, categorical=("protocol",))
+    assert pre.categories_ == {"proto_name": ["TCP", "UDP"], "protocol": ["17", "6"]}
+    out = pre.transform(frame)
+    names = list(pre.get_feature_names_out())
+    np.testing.assert_array_equal(np.isnan(out[:, names.index("proto_name")]),
+                                  [False, True, True, True, True, False])
+    np.testing.assert_array_equal(np.isnan(out[:, names.index("protocol")]),
+                                  [False, False, True, True, True, False])
+
+
+def test_nominal_numbers_written_as_text_match_the_fitted_numbers():
+    pre = fit_raw(pd.DataFrame({"protocol": [6, 17]}), categorical=("protocol",))
+    out = column(pre, pd.DataFrame({"protocol": ["17.0", " 6", "1"]}), "protocol")
+    ids = {value: index + 1 for index, value in enumerate(pre.categories_["protocol"])}
+    np.testing.assert_array_equal(out, [ids["17"], ids["6"], UNKNOWN_ID])
+
+
+def test_negative_nominal_values_kept_where_not_declared_impossible_and_without_step_one():
+    frame = pd.DataFrame({"code": [-1, 3, np.inf]})
+    declared = fit_raw(frame, categorical=("code",), non_negative=("bytes",))
+    assert declared.categories_["code"] == ["-1", "3"]  # a negative code may be legitimate here
+    ablation = fit_raw(frame, categorical=("code",), null_invalid=False)
+    assert ablation.categories_["code"] == ["-1", "3", "inf"]
+
+
 def test_without_encoding_text_columns_are_dropped():
     frame = pd.DataFrame({"proto_name": ["TCP", "UDP"], "bytes": [1.0, 2.0]})
     pre = fit_raw(frame, encode_categorical=False)
@@ -111,6 +149,13 @@ def test_output_is_finite_or_null_exactly_where_input_was_invalid(values, scalin
     invalid = ~np.isfinite(raw) | (raw < 0)
     np.testing.assert_array_equal(np.isnan(out), invalid)
     assert np.isfinite(out[~invalid]).all()
+
+
+def test_a_subnormal_spread_and_far_unseen_values_stay_finite():
+    # the squared deviations of subnormal values underflow to 0: no division by zero
+    pre = TrafficPreprocessor(ports=()).fit(pd.DataFrame({"bytes": [0.0, 0.0, 2.2250738585e-313]}))
+    far = pre.transform(pd.DataFrame({"bytes": [0.0, 1e300]}))[:, 0]
+    assert np.isfinite(far).all()
 
 
 @settings(max_examples=30, deadline=None)

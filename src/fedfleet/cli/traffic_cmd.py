@@ -1,5 +1,8 @@
 """``fedfleet traffic extract | train | classify | evaluate``.
 
+``evaluate --split random|capture|both`` refits a model folder's recipe on a training split
+of labelled flows and scores the held-out flows (a random flow split, a split by capture).
+
 The traffic library (pandas, scikit-learn, nfstream) is imported when a traffic command
 runs, so the rest of the CLI neither pays for it nor needs the ``traffic`` extra.
 """
@@ -8,12 +11,12 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from fedfleet.cli.common import OutputFormat, console, output, print_json
-from fedfleet.errors import DataError, FedfleetError
+from fedfleet.errors import ConfigError, DataError, FedfleetError
 
 if TYPE_CHECKING:
     from fedfleet.traffic.extract import Extraction
@@ -75,6 +78,14 @@ def _spec(spec_file: Path | None, label: str | None) -> ColumnSpec | None:
     return spec.with_label(label) if spec else None
 
 
+def _note_guessed_spec(spec: ColumnSpec, spec_file: Path | None) -> None:
+    """Say on stderr which roles were guessed when a table matched no built-in spec."""
+    from fedfleet.traffic.schema import CIC_SPEC, NFSTREAM_SPEC, describe_guess
+
+    if spec_file is None and spec not in (NFSTREAM_SPEC, CIC_SPEC):
+        console.print(f"note: {describe_guess(spec)}", markup=False, highlight=False, soft_wrap=True)
+
+
 def train(
     flows: Annotated[list[Path], typer.Argument(help="flow tables (.parquet/.csv) or captures")],
     label: Annotated[str, typer.Option("--label", help="column holding the traffic type")],
@@ -96,6 +107,7 @@ def train(
 
     table, spec, extraction = read_flows(list(flows), _spec(spec_file, label))
     _report_errors(extraction)
+    _note_guessed_spec(spec, spec_file)
     table = filter_labels(table, label, tuple(drop_label or ()), min_class_flows)
     default_ports = "normalise" if classifier == "mlp" else "integer"
     preprocessing = {"port_mode": port_mode or default_ports, "scaling": scaling}
@@ -141,36 +153,95 @@ def evaluate(
     label: Annotated[str, typer.Option("--label", help="column holding the true traffic type")],
     plot: Annotated[Path | None, typer.Option("--plot", help="confusion-matrix PNG to write")] = None,
     drop_label: DropOption = None,
+    split: Annotated[str | None, typer.Option(
+        "--split", help="random | capture | both: refit the model's recipe on a training split of "
+                        "FLOWS and score the held-out flows (capture: unseen capture files)")] = None,
+    test_size: Annotated[float, typer.Option("--test-size", help="held-out share with --split")] = 0.25,
+    group: Annotated[str, typer.Option("--group", help="column naming each flow's capture/site")] = "capture",
+    min_class_flows: Annotated[int, typer.Option("--min-class-flows", min=1)] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="split and classifier seed with --split")] = 0,
     format_: FormatOption = OutputFormat.text,
 ) -> None:
-    """Accuracy, macro-F1, per-class precision/recall and the confusion matrix on labelled flows."""
-    _require_extra()
-    import pandas as pd
+    """Accuracy, macro-F1, per-class precision/recall and the confusion matrix on labelled flows.
 
-    from fedfleet.traffic.evaluate import classification_metrics
+    Without --split the saved model scores FLOWS as they are. With --split the model folder is
+    a recipe (column spec, preprocessing, classifier and parameters): it is refitted on the
+    training side of each split of FLOWS and scored on the held-out side, on a random flow
+    split, a split by capture file, or both.
+    """
+    _require_extra()
+    from fedfleet.traffic.evaluate import SPLITS, classification_metrics, evaluate_on_split
     from fedfleet.traffic.model import TrafficModel
     from fedfleet.traffic.readers import filter_labels, read_flows
 
+    splits = _splits(split, SPLITS)
+    if not splits and (test_size != 0.25 or group != "capture" or seed != 0):
+        raise ConfigError("--test-size, --group and --seed apply only with --split")
     model = TrafficModel.load(model_dir)
     table, _, extraction = read_flows(list(flows), model.spec.with_label(label))
     _report_errors(extraction)
-    table = filter_labels(table, label, tuple(drop_label or ()))
-    metrics = classification_metrics(table[label], model.predict(table))
-    if plot is not None:
-        from fedfleet.report.traffic import plot_confusion
-
-        plot_confusion(metrics["confusion"]["labels"], metrics["confusion"]["matrix"], plot,
-                       title=f"{model.classifier_name} on {len(table)} flows")
-    if format_ is OutputFormat.json:
-        print_json(metrics)
+    table = filter_labels(table, label, tuple(drop_label or ()), min_class_flows)
+    if not splits:
+        metrics = classification_metrics(table[label], model.predict(table))
+        if plot is not None:
+            _plot(metrics, plot, f"{model.classifier_name} on {len(table)} flows")
+        if format_ is OutputFormat.json:
+            print_json(metrics)
+            return
+        _print_metrics(f"{metrics['num_flows']} flows", metrics, plot)
         return
-    output.print(f"{metrics['num_flows']} flows: accuracy {metrics['accuracy']:.3f}, "
-                  f"macro-F1 {metrics['macro_f1']:.3f}")
+    results = {}
+    for name in splits:
+        console.print(f"{name} split: refitting {model.classifier_name} on the training flows ...")
+        metrics = evaluate_on_split(model, table, name, label, test_size, seed, group)
+        path = _split_plot_path(plot, name, len(splits))
+        if path is not None:
+            _plot(metrics, path, f"{model.classifier_name}, {name} split, {metrics['test_flows']} test flows")
+        results[name] = metrics | ({"plot": str(path)} if path else {})
+    if format_ is OutputFormat.json:
+        print_json(results)
+        return
+    for name, metrics in results.items():
+        captures = (f" from {metrics['test_captures']} of {metrics['captures']} captures"
+                    if "test_captures" in metrics else "")
+        _print_metrics(f"{name} split, {metrics['test_flows']} held-out flows{captures} "
+                       f"(trained on {metrics['train_flows']})", metrics,
+                       Path(metrics["plot"]) if "plot" in metrics else None)
+
+
+def _splits(split: str | None, known: tuple[str, ...]) -> tuple[str, ...]:
+    if split is None:
+        return ()
+    if split == "both":
+        return known
+    if split not in known:
+        raise ConfigError(f"--split must be random, capture or both, not {split!r}")
+    return (split,)
+
+
+def _split_plot_path(plot: Path | None, split: str, count: int) -> Path | None:
+    """The plot path as given for one split; ``NAME-random.png``, ``NAME-capture.png`` for both."""
+    if plot is None or count == 1:
+        return plot
+    return plot.with_name(f"{plot.stem}-{split}{plot.suffix or '.png'}")
+
+
+def _plot(metrics: dict[str, Any], path: Path, title: str) -> None:
+    from fedfleet.report.traffic import plot_confusion
+
+    plot_confusion(metrics["confusion"]["labels"], metrics["confusion"]["matrix"], path, title=title)
+
+
+def _print_metrics(heading: str, metrics: dict[str, Any], plot: Path | None) -> None:
+    import pandas as pd
+
+    output.print(f"{heading}: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}",
+                 markup=False, highlight=False, soft_wrap=True)
     rows = pd.DataFrame.from_dict(metrics["per_class"], orient="index")
     output.print(rows.to_string(float_format=lambda v: f"{v:.3f}"), markup=False, highlight=False,
-                  soft_wrap=True)
+                 soft_wrap=True)
     if plot is not None:
-        output.print(f"confusion matrix: {plot}")
+        output.print(f"confusion matrix: {plot}", markup=False, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

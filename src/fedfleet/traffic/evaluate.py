@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
-from fedfleet.errors import DataError
+from fedfleet.errors import ConfigError, DataError
 from fedfleet.traffic.schema import CAPTURE_COLUMN
+
+if TYPE_CHECKING:
+    from fedfleet.traffic.model import TrafficModel
+
+SPLITS = ("random", "capture")  # a random flow split; a split by capture file (unseen captures)
 
 
 def random_split(
@@ -35,7 +40,8 @@ def capture_split(
         When the ``group`` column is missing or holds a single capture.
     """
     if group not in flows.columns:
-        raise DataError(f"flows lack the {group!r} column needed for a split by capture")
+        raise DataError(f"flows lack the {group!r} column needed for a split by capture "
+                        "(flows extracted from captures have it; for another table name its site column, --group)")
     if flows[group].nunique() < 2:
         raise DataError(f"a split by capture needs flows from at least two values of {group!r}")
     splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=random_state)
@@ -72,3 +78,49 @@ def classification_metrics(y_true: Any, y_pred: Any) -> dict[str, Any]:
         },
         "confusion": {"labels": labels, "matrix": matrix.tolist()},
     }
+
+
+def split_flows(
+    flows: pd.DataFrame, split: str, label: str, test_size: float = 0.25, random_state: int = 0,
+    group: str = CAPTURE_COLUMN,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training and test flows of a ``"random"`` (stratified) or ``"capture"`` split.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown split or a test size outside (0, 1).
+    DataError
+        When a split by capture is impossible (see :func:`capture_split`).
+    """
+    if not 0 < test_size < 1:
+        raise ConfigError(f"test size must be between 0 and 1, got {test_size}")
+    if split == "random":
+        return random_split(flows, label, test_size, random_state)
+    if split == "capture":
+        return capture_split(flows, test_size, random_state, group)
+    raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+
+
+def evaluate_on_split(
+    model: TrafficModel, flows: pd.DataFrame, split: str, label: str, test_size: float = 0.25,
+    random_state: int = 0, group: str = CAPTURE_COLUMN,
+) -> dict[str, Any]:
+    """Refit ``model``'s recipe on the training side of a split and score the test side.
+
+    Returns
+    -------
+    dict
+        :func:`classification_metrics` of the test flows plus ``split``, ``train_flows``,
+        ``test_flows`` and, when ``group`` is a column, ``captures`` (all of them),
+        ``train_captures`` and ``test_captures`` (with flows on that side; a random split
+        has captures on both sides).
+    """
+    train, test = split_flows(flows, split, label, test_size, random_state, group)
+    refitted = model.refit(train, label=label, random_state=random_state)
+    metrics = classification_metrics(test[label], refitted.predict(test))
+    sizes: dict[str, Any] = {"split": split, "train_flows": len(train), "test_flows": len(test)}
+    if group in flows.columns:
+        sizes |= {"captures": int(flows[group].nunique()), "train_captures": int(train[group].nunique()),
+                  "test_captures": int(test[group].nunique())}
+    return sizes | metrics

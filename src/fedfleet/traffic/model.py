@@ -89,6 +89,31 @@ class TrafficModel:
         """Traffic type of each flow."""
         return np.asarray(self.classes)[self.predict_proba(flows).argmax(axis=1)]
 
+    def refit(self, flows: pd.DataFrame, label: str | None = None, random_state: int | None = None) -> TrafficModel:
+        """A new model made by this one's recipe, fitted on ``flows``.
+
+        The recipe is the column spec and feature list, the preprocessing parameters, the
+        classifier and its parameters; the fitted state (mapping, statistics, weights) is not
+        reused. A federatedly trained MLP is refitted centrally. Used to evaluate a model
+        configuration on a train/test split of labelled flows.
+
+        Parameters
+        ----------
+        flows : pandas.DataFrame
+            Labelled training flows with the model's feature columns.
+        label : str, optional
+            Label column; default the spec's.
+        random_state : int, optional
+            Classifier seed; default the saved one (0 when none was saved).
+        """
+        preprocessing = {key: value for key, value in self.preprocessor.get_params().items()
+                         if key not in ("ports", "categorical")}
+        params = dict(self.classifier.get_params())
+        saved_seed = params.pop("random_state", None)
+        seed = random_state if random_state is not None else saved_seed if isinstance(saved_seed, int) else 0
+        spec = self.spec.with_label(label).model_copy(update={"features": list(self.features)})
+        return fit_model(flows, spec, self.classifier_name, preprocessing, params, seed)
+
     def save(self, directory: str | Path) -> Path:
         """Write the model folder (created if needed) and return its path."""
         directory = Path(directory)

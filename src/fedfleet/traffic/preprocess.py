@@ -5,7 +5,9 @@ Every flow characteristic goes through three steps, each of which can be switche
 an ablation:
 
 1. ``null_invalid`` — a value that is ±inf, NaN, unparsable as a number, or negative in a
-   column where negatives are impossible becomes null (NaN in the output);
+   column where negatives are impossible becomes null (NaN in the output); in a nominal
+   column, missing-value text ("NaN", "null", ...), ±inf and impossible negatives are null
+   too, never categories;
 2. ``encode_categorical`` — a non-numeric characteristic (or a declared nominal one such as
    the IP protocol) becomes an integer from a mapping fitted on the training flows;
    id 0 is reserved for values never seen in training, ids 1..K are the seen values;
@@ -39,7 +41,7 @@ MAX_PORT = 65535
 REGISTERED_PORTS_START = 1024
 DYNAMIC_PORTS_START = 49152
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-MISSING_TEXT = frozenset({"nan", "null", "none", "na"})  # text read as a missing value
+MISSING_TEXT = frozenset({"nan", "-nan", "null", "none", "na", "n/a", "#n/a"})  # text read as missing
 
 
 def port_bucket(ports: np.ndarray) -> np.ndarray:
@@ -49,15 +51,45 @@ def port_bucket(ports: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(ports), np.nan, buckets)
 
 
-def category_strings(column: pd.Series) -> pd.Series:
-    """Nominal values as strings, integral numbers without a trailing ``.0``; nulls stay null."""
+def category_strings(column: pd.Series, *, null_invalid: bool = True, non_negative: bool = True) -> pd.Series:
+    """Nominal values as strings; null where the value is missing or invalid.
+
+    Numbers, and text that parses as a number, take one canonical spelling (integral numbers
+    without a trailing ``.0``: 6, 6.0 and "6.0" are all "6"), so a mapping fitted on one
+    column type matches values of another. Null: missing values, empty text and missing-value
+    tokens (``NaN``, ``null``, ``None``, ``NA``, ...); with ``null_invalid``, also ±inf
+    (``"Infinity"`` included) and, with ``non_negative``, negative numbers (an impossible
+    protocol, flag code or id such as -1).
+    """
     if _is_number_column(column):
-        numbers = column.astype("float64")
-        integral = np.isfinite(numbers) & (numbers == np.round(numbers)) & (numbers.abs() < 2**53)
-        text = numbers.astype(str).where(~integral, numbers.where(integral).astype("Int64").astype(str))
-        return text.where(numbers.notna(), None)
-    text = column.astype("string").str.strip()
-    return text.where(text.notna() & (text != ""), None)
+        numbers = column.to_numpy(dtype="float64", na_value=np.nan)
+        text = pd.Series(pd.NA, index=column.index, dtype="string")
+    else:
+        text = column.astype("string").str.strip()
+        text = text.mask(text.isna() | (text == "") | text.str.lower().isin(MISSING_TEXT))
+        numbers = pd.to_numeric(text.astype(object), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    invalid = _invalid_nominal(numbers, null_invalid, non_negative)
+    is_number = ~np.isnan(numbers)
+    result = text.astype(object).where(~is_number, _number_strings(numbers))
+    return result.where(~invalid & pd.notna(result).to_numpy(), None)
+
+
+def _number_strings(numbers: np.ndarray) -> np.ndarray:
+    """Canonical spelling of numbers: integral values as integers, others as numpy prints them."""
+    integral = np.isfinite(numbers) & (numbers == np.round(numbers)) & (np.abs(numbers) < 2**53)
+    text = numbers.astype(str).astype(object)
+    text[integral] = numbers[integral].astype(np.int64).astype(str)
+    return text
+
+
+def _invalid_nominal(numbers: np.ndarray, null_invalid: bool, non_negative: bool) -> np.ndarray:
+    """Nominal values that step 1 turns into nulls: ±inf, and negatives where impossible."""
+    if not null_invalid:
+        return np.zeros(numbers.shape, dtype=bool)
+    invalid = np.isinf(numbers)
+    if non_negative:
+        invalid |= numbers < 0
+    return invalid
 
 
 def _is_number_column(column: pd.Series) -> bool:
@@ -118,7 +150,7 @@ class TrafficPreprocessor(TransformerMixin, BaseEstimator):
         Columns whose values are mostly not numbers are encoded too.
     non_negative : "all" or sequence of str
         Columns where a negative value is impossible (and so invalid); "all" means every
-        numeric column.
+        numeric column and every number in a nominal column (protocol, codes, ids).
     port_mode : {"integer", "bucket", "normalise"}
         Ports as integers, as 0/1/2 buckets, or (ablation) normalised like any column.
     null_invalid : bool
@@ -191,7 +223,7 @@ class TrafficPreprocessor(TransformerMixin, BaseEstimator):
                 continue
             self.kinds_[name] = kind
             if kind == "categorical":
-                seen = category_strings(frame[name]).dropna().unique()
+                seen = category_strings(frame[name], **self._nominal_rule(name)).dropna().unique()
                 self.categories_[name] = sorted(str(value) for value in seen)
         self.feature_names_out_ = np.asarray(list(self.kinds_), dtype=object)
         return self
@@ -257,8 +289,7 @@ class TrafficPreprocessor(TransformerMixin, BaseEstimator):
     def _mostly_numeric(self, column: pd.Series) -> bool:
         if pd.api.types.is_numeric_dtype(column):
             return True
-        present = category_strings(column).dropna()
-        present = present[~present.str.lower().isin(MISSING_TEXT)]
+        present = category_strings(column, null_invalid=False).dropna()
         if present.empty:
             return True
         parsed = pd.to_numeric(present, errors="coerce").notna().mean()
@@ -272,8 +303,11 @@ class TrafficPreprocessor(TransformerMixin, BaseEstimator):
             # A constant column (whose float moments may still show rounding noise) maps to 0.
             return (moments.low if moments.count else 0.0), 1.0
         if self.scaling == "minmax":
-            return moments.low, moments.high - moments.low
-        return moments.mean, float(np.sqrt(moments.m2 / moments.count))
+            offset, scale = moments.low, moments.high - moments.low
+        else:
+            offset, scale = moments.mean, float(np.sqrt(moments.m2 / moments.count))
+        # A spread below float64's normal range (m2 underflows to 0) is a constant column too.
+        return offset, scale if scale > 0 and np.isfinite(scale) else 1.0
 
     # -- transforming --------------------------------------------------------------------
     def transform(self, X: pd.DataFrame) -> np.ndarray:
@@ -294,7 +328,8 @@ class TrafficPreprocessor(TransformerMixin, BaseEstimator):
             values = self._characteristic(name, frame[name])
             if name in self.offset_:
                 values = (values - self.offset_[name]) / self.scale_[name]
-            output[:, index] = values
+            # an unseen value far outside the training range stays finite in float32 (NaN stays NaN)
+            output[:, index] = np.clip(values, -FLOAT32_MAX, FLOAT32_MAX)
         return output
 
     def _characteristic(self, name: str, column: pd.Series) -> np.ndarray:
@@ -319,8 +354,14 @@ class TrafficPreprocessor(TransformerMixin, BaseEstimator):
             invalid |= values < 0
         return np.where(invalid, np.nan, values)
 
+    def _nominal_rule(self, name: str) -> dict[str, bool]:
+        """Step 1 for a nominal column: null ±inf, and negatives where they are impossible."""
+        return {"null_invalid": self.null_invalid,
+                "non_negative": self.non_negative == "all" or name in self.non_negative}
+
     def _encode(self, name: str, column: pd.Series) -> np.ndarray:
         categories = self.categories_[name]
+        rule = self._nominal_rule(name)
         if _is_number_column(column):
             values = column.to_numpy(dtype="float64", na_value=np.nan)
             keys = pd.to_numeric(pd.Series(categories, dtype="string"), errors="coerce")
@@ -328,9 +369,9 @@ class TrafficPreprocessor(TransformerMixin, BaseEstimator):
                         for index, key in reversed(list(enumerate(keys))) if pd.notna(key)}
             ids = pd.Index(list(first_id)).get_indexer(values)
             ids = np.where(ids >= 0, np.asarray(list(first_id.values()), dtype=np.int64)[ids], -1)
-            null = np.isnan(values)
+            null = np.isnan(values) | _invalid_nominal(values, **rule)
         else:
-            text = category_strings(column)
+            text = category_strings(column, **rule)
             ids = pd.Index(categories).get_indexer(text.fillna(""))
             null = text.isna().to_numpy()
         codes = np.where(ids >= 0, ids + 1.0, float(UNKNOWN_ID))

@@ -56,7 +56,8 @@ def read_flows(
     paths : list of paths
         One or more CSV/Parquet tables, or pcap/pcapng captures (or folders of them).
     spec : ColumnSpec, optional
-        Column roles; None infers nfstream or CICFlowMeter from the columns.
+        Column roles; None infers nfstream or CICFlowMeter from the columns, else guesses
+        ports, addresses and timestamps from common column names (``guess_spec``).
     cache_dir : path, optional
         Extraction cache for captures, see :func:`extract_flows`.
 

@@ -3,11 +3,15 @@
 A :class:`ColumnSpec` says how to read a flow table: the label column, the columns that are
 never features (identifiers, addresses, timestamps, a labeller's own outputs), the port
 columns and the nominal (categorical) ones. Two specs are built in, for nfstream flows and
-for CICFlowMeter CSVs; any other CSV/Parquet takes a spec from a small YAML file.
+for CICFlowMeter CSVs; any other CSV/Parquet takes a spec from a small YAML file, or,
+without one, a spec guessed from common column names (:func:`guess_spec`: ports such as
+``src_port``/``dport``/``*_port``; addresses, timestamps and flow ids left out).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -105,10 +109,72 @@ def read_spec(path: str | Path) -> ColumnSpec:
 
 
 def infer_spec(frame: pd.DataFrame) -> ColumnSpec:
-    """The built-in spec a table's columns match: nfstream, CICFlowMeter, or a bare one."""
+    """The built-in spec a table's columns match (nfstream, CICFlowMeter), else a spec
+    guessed from the column names (:func:`guess_spec`)."""
     columns = set(frame.columns)
     if "bidirectional_packets" in columns and "src2dst_bytes" in columns:
         return NFSTREAM_SPEC
     if columns >= CIC_MARKERS:
         return CIC_SPEC
-    return ColumnSpec()
+    return guess_spec(map(str, frame.columns))
+
+
+# Names are compared lower-cased with spaces, dashes and dots as underscores.
+PORT_NAMES = frozenset({"port", "sport", "dport", "srcport", "dstport", "sourceport", "destinationport"})
+ADDRESS_SUFFIXES = ("ip", "ipv4", "ipv6", "mac", "addr", "address", "oui")
+ADDRESS_NAMES = frozenset({"ip", "mac", "saddr", "daddr", "srcip", "dstip", "sourceip", "destinationip",
+                           "srcaddr", "dstaddr", "ip_src", "ip_dst", "ipv4_src", "ipv4_dst", "ipv6_src",
+                           "ipv6_dst", "eth_src", "eth_dst", "mac_src", "mac_dst"})
+TIME_NAMES = frozenset({"timestamp", "ts", "time", "date", "datetime", "stime", "ltime", "start_time",
+                        "end_time", "starttime", "endtime", "first_seen", "last_seen", "flow_start",
+                        "flow_end", "start", "end"})
+TIME_SUFFIXES = ("timestamp", "ts", "seen", "seen_ms", "start_time", "end_time", "datetime")
+ID_NAMES = frozenset({"id", "uid", "flow_id", "flowid", "flow_key", "expiration_id", "conn_id", "session_id"})
+NOMINAL_NAMES = frozenset({"protocol", "proto", "ip_proto", "ip_protocol", "l4_proto", "ip_version",
+                           "protocol_type"})
+
+
+def _normalised_name(name: str) -> str:
+    return re.sub(r"[\s.\-]+", "_", name.strip().lower())
+
+
+def _is_port(name: str) -> bool:
+    return name in PORT_NAMES or name.endswith("_port")
+
+
+def _is_identifier(name: str) -> bool:
+    """An address, a timestamp or a flow id: never a feature."""
+    if name in ADDRESS_NAMES or name in TIME_NAMES or name in ID_NAMES:
+        return True
+    return any(name.endswith("_" + suffix) for suffix in (*ADDRESS_SUFFIXES, *TIME_SUFFIXES))
+
+
+def guess_spec(columns: Iterable[str]) -> ColumnSpec:
+    """A spec for a table with no spec, from common column names (case, spaces and dashes
+    ignored).
+
+    Ports (``src_port``, ``dst_port``, ``sport``, ``dport``, ``Dst Port``, ``*_port``) stay
+    integers; addresses (``src_ip``, ``*_ip``, ``*_mac``, ``*_addr``), timestamps
+    (``timestamp``, ``ts``, ``*_time`` of a start or end, ``*_seen_ms``) and flow ids are
+    left out; protocol and IP-version columns are nominal. Other columns are features,
+    numeric or nominal by their values. A ``--spec`` file overrides all of this.
+    """
+    ports, exclude, categorical = [], [], []
+    for column in columns:
+        name = _normalised_name(column)
+        if _is_port(name):
+            ports.append(column)
+        elif _is_identifier(name):
+            exclude.append(column)
+        elif name in NOMINAL_NAMES:
+            categorical.append(column)
+    return ColumnSpec(exclude=exclude, ports=ports, categorical=categorical)
+
+
+def describe_guess(spec: ColumnSpec) -> str:
+    """One line saying what :func:`guess_spec` decided, for a notice on stderr."""
+    parts = [f"{role}: {', '.join(names)}" for role, names in
+             (("ports (kept as integers)", spec.ports), ("left out (addresses, times, ids)", spec.exclude),
+              ("nominal", spec.categorical)) if names]
+    found = "; ".join(parts) if parts else "no port, address or timestamp column recognised"
+    return f"no --spec given, column roles guessed from their names: {found}; pass --spec to override"
