@@ -106,7 +106,7 @@ def occlusion_benchmark(args: argparse.Namespace) -> None:
         print("\nHeld-out accuracy on occluded test images not used for selection: "
               + ", ".join(f"{name} {value:.3f}" for name, value in result.holdout.items()))
     accuracies = result.accuracies
-    print(f"\nOn {args.test_size} validation images: target model {accuracies['clear']:.3f} clear, "
+    print(f"\nOn {result.accuracy_images}: target model {accuracies['clear']:.3f} clear, "
           f"{accuracies['occluded']:.3f} occluded with the chosen region; a model trained on occluded "
           f"images {accuracies['retrained_occluded']:.3f} on the same occluded images.")
     print(f"Frontier: {len(front)} of {len(scores)} candidates are Pareto-optimal; chosen is "

@@ -1,7 +1,10 @@
 import pytest
 import torch
 
+from fedfleet.privacy import attacks
 from fedfleet.privacy.attacks import AveragingAttack, InverseAttack, run_attack
+from fedfleet.privacy.config import MaskJobConfig, load_job_config
+from fedfleet.privacy.jobs import run_mask_job
 from fedfleet.privacy.masks import Mask, MaskKey
 from fedfleet.privacy.metrics import ssim
 
@@ -37,11 +40,51 @@ def test_linear_inverse_recovers_additive_noise_but_not_sign_flips(victim_and_pu
     assert run_attack("linear", flips, victim, public, n_keys=8).ssim < 0.5
 
 
-def test_inverse_attack_never_uses_the_victims_seed(victim_and_public):
+def test_inverse_attack_ignores_the_template_seed(victim_and_public):
     _, public = victim_and_public
     attack = InverseAttack(MaskKey("sign", 123, "sign_flip"), "linear", n_keys=4, random_state=0).fit(public)
     same = InverseAttack(MaskKey("sign", 999, "sign_flip"), "linear", n_keys=4, random_state=0).fit(public)
     assert torch.equal(attack.weights_, same.weights_)
+
+
+def test_inverse_attack_excludes_its_targets_seed_even_when_its_stream_draws_it(victim_and_public):
+    _, public = victim_and_public
+    probe = InverseAttack(MaskKey("noise", 1, "add_clip"), "linear", n_keys=4, random_state=5)
+    first_drawn = probe.draw_keys()[0].seed  # the seed this attacker's stream draws first
+    attack = InverseAttack(MaskKey("noise", first_drawn, "add_clip"), "linear", n_keys=4, random_state=5).fit(public)
+    assert first_drawn not in {key.seed for key in attack.keys_}
+    assert len({key.seed for key in attack.keys_}) == 4
+
+
+# Every default candidate family, so the job draws 11 candidate keys as in the benchmark.
+LEAK_JOB = {"data": {"dataset": "digits", "train_size": 100, "test_size": 20, "holdout_size": 0,
+                     "public_size": 60},
+            "model": {"name": "mlp", "epochs": 1}, "rule": {"name": "gap"},
+            "attacks": {"kinds": ["linear"]}, "examples": 2}
+
+
+def test_the_attacker_never_holds_a_candidate_key_of_the_job(monkeypatch):
+    # The real path: run_mask_job draws the candidates from the job seed and the selector runs
+    # InverseAttack with the same seed. Both used to read default_rng(seed), so the attacker's
+    # 8 keys contained candidate keys for every seed from 0 to 19 (linear SSIM 0.79 vs ~0.45).
+    drawn: list[set[int]] = []
+    real_expand_keys = attacks.expand_keys
+
+    def spy(*args, **kwargs):
+        keys = real_expand_keys(*args, **kwargs)
+        drawn.append({key.seed for key in keys})
+        return keys
+
+    monkeypatch.setattr(attacks, "expand_keys", spy)
+    for seed in range(20):
+        drawn.clear()
+        config = load_job_config(MaskJobConfig, LEAK_JOB, [f"seed={seed}"])
+        result = run_mask_job(config)
+        victims = {score.key.seed for score in result.scores}
+        assert len(victims) == 11 and len(drawn) == 11  # one linear attacker per candidate
+        assert all(len(keys) == config.attacks.keys for keys in drawn)
+        leaked = set().union(*drawn) & victims
+        assert not leaked, f"seed {seed}: the attacker drew candidate seeds {sorted(leaked)}"
 
 
 def test_network_attack_is_seeded_and_outputs_pixels(victim_and_public):

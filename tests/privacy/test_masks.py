@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fedfleet.errors import ConfigError, DataError
+from fedfleet.privacy.config import MaskJobConfig, load_job_config
 from fedfleet.privacy.masks import FAMILIES, Mask, MaskKey, encrypt_with_any, expand_keys, make_pattern
 from fedfleet.privacy.superimpose import MODES, invert, superimpose
 
@@ -18,8 +19,8 @@ def _public(make_images):
     return make_images(5, SHAPE, seed=9)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("family", "mode"), [(f, m) for f in FAMILIES for m in MODES
+                                              if (f, m) != ("mix", "sign_flip")])  # refused, tested below
 def test_superimposing_is_deterministic_by_seed(family, mode, make_images):
     images = make_images(4, SHAPE)
     key = MaskKey(family, 1234, mode)
@@ -86,6 +87,27 @@ def test_mix_family_picks_a_public_image(make_images):
     public = _public(make_images)
     pattern = make_pattern(MaskKey("mix", 7, "blend"), SHAPE, public)
     assert any(torch.equal(pattern, image) for image in public)
+
+
+def test_mix_pattern_depends_on_the_public_pool(make_images):
+    key = MaskKey("mix", 7, "blend")
+    pool = _public(make_images)
+    assert torch.equal(make_pattern(key, SHAPE, pool), make_pattern(key, SHAPE, pool.clone()))
+    assert not torch.equal(make_pattern(key, SHAPE, pool), make_pattern(key, SHAPE, pool.flip(0)))
+
+
+def test_mix_with_sign_flip_is_refused():
+    # sign_flip uses sgn(pattern) and a public image has no negative pixel: nothing would be flipped
+    with pytest.raises(ConfigError, match="'mix' cannot use mode 'sign_flip'"):
+        MaskKey("mix", 7, "sign_flip")
+    with pytest.raises(ConfigError, match="'mix' cannot use mode 'sign_flip'"):
+        load_job_config(MaskJobConfig, {"candidates": [{"family": "mix", "mode": "sign_flip"}]})
+
+
+def test_expand_keys_never_returns_an_excluded_seed():
+    drawn = [k.seed for k in expand_keys("sign", "sign_flip", 5, np.random.default_rng(0))]
+    kept = expand_keys("sign", "sign_flip", 5, np.random.default_rng(0), exclude=drawn[:2])
+    assert len({k.seed for k in kept}) == 5 and not {k.seed for k in kept} & set(drawn[:2])
 
 
 def test_mix_family_without_public_images_is_an_error():

@@ -4,8 +4,9 @@
   pixel-wise mean leaks the mask (the weakness Carlini et al. 2021 used against InstaHide);
   the attacker knows the superimposing mode, estimates the pattern and inverts.
 - :class:`InverseAttack`: the attacker knows the mask family and mode but not the seed;
-  it encrypts public images with masks of that family under its own seeds and learns a
-  linear (ridge) or neural inverse from encrypted to clear images.
+  it encrypts public images with masks of that family under its own seeds (drawn from a
+  stream independent of the defender's, never the target's seed) and learns a linear
+  (ridge) or neural inverse from encrypted to clear images.
 
 Both follow the estimator contract: ``fit`` returns self, learned state ends in ``_``.
 """
@@ -14,13 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
 from fedfleet.privacy.checks import check_images
 from fedfleet.privacy.masks import Mask, MaskKey, encrypt_with_any, expand_keys
 from fedfleet.privacy.metrics import psnr, ssim
+from fedfleet.privacy.seeding import Stream, derive_seed, stream
 from fedfleet.privacy.superimpose import estimate_pattern, invert
 
 ATTACKS: tuple[str, ...] = ("average", "linear", "network")
@@ -75,7 +76,14 @@ class InverseAttack:
     epochs : int
         Training epochs of the network.
     random_state : int
-        Seeds the attacker's keys, mask assignment and network.
+        Seeds the attacker's keys, mask assignment and network, each from its own stream
+        (:mod:`fedfleet.privacy.seeding`), so they are independent of the defender's draws
+        under the same seed; the template's own seed is always excluded from the keys.
+
+    Attributes
+    ----------
+    keys_ : list of MaskKey
+        The keys the attacker encrypted its public images with.
     """
 
     def __init__(
@@ -101,13 +109,10 @@ class InverseAttack:
         """Train the inverse on ``public`` clear images (N, C, H, W), also the mixing pool."""
         public = check_images(public)
         shape = tuple(public.shape[1:])
-        rng = np.random.default_rng(self.random_state)
-        t = self.template
-        keys = expand_keys(t.family, t.mode, self.n_keys, rng, strength=t.strength, weight=t.weight,
-                           block=t.block)
-        masks = [Mask.from_key(key, shape, public) for key in keys]
-        encrypt = encrypt_with_any(masks, torch.Generator().manual_seed(self.random_state))
-        encrypted = encrypt(public)
+        self.keys_ = self.draw_keys()
+        masks = [Mask.from_key(key, shape, public) for key in self.keys_]
+        assignment = torch.Generator().manual_seed(derive_seed(self.random_state, Stream.ATTACK_ASSIGNMENT))
+        encrypted = encrypt_with_any(masks, assignment)(public)
         self.shape_ = shape
         if self.kind == "linear":
             self._fit_linear(encrypted.flatten(1).double(), public.flatten(1).double())
@@ -116,6 +121,13 @@ class InverseAttack:
         else:
             raise ValueError(f"unknown inverse attack kind {self.kind!r}; use 'linear' or 'network'")
         return self
+
+    def draw_keys(self) -> list[MaskKey]:
+        """The attacker's keys: ``n_keys`` of the template's family and mode, never its seed."""
+        t = self.template
+        rng = stream(self.random_state, Stream.ATTACK_KEYS)
+        return expand_keys(t.family, t.mode, self.n_keys, rng, strength=t.strength, weight=t.weight,
+                           block=t.block, exclude=(t.seed,))
 
     def _fit_linear(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
         self.input_mean_ = inputs.mean(dim=0)
@@ -126,13 +138,13 @@ class InverseAttack:
 
     def _fit_network(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
         with torch.random.fork_rng():
-            torch.manual_seed(self.random_state)
+            torch.manual_seed(derive_seed(self.random_state, Stream.ATTACK_NETWORK, 0))
             width = inputs.shape[1]
             self.network_ = nn.Sequential(
                 nn.Linear(width, self.hidden), nn.ReLU(), nn.Linear(self.hidden, width), nn.Sigmoid()
             )
         optimizer = torch.optim.Adam(self.network_.parameters(), lr=1e-3)
-        order_rng = torch.Generator().manual_seed(self.random_state)
+        order_rng = torch.Generator().manual_seed(derive_seed(self.random_state, Stream.ATTACK_NETWORK, 1))
         for _ in range(self.epochs):
             for batch in torch.randperm(len(inputs), generator=order_rng).split(64):
                 loss = nn.functional.mse_loss(self.network_(inputs[batch]), targets[batch])

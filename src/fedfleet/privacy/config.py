@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fedfleet.config import deep_merge, parse_overrides, read_yaml, validate_mapping
 
@@ -45,6 +45,13 @@ class MaskCandidateConfig(_Section):
     weight: float = Field(0.5, ge=0, lt=1)  # pattern weight for blend
     block: int = Field(2, ge=1)  # tile side in pixels for block / checkerboard
 
+    @model_validator(mode="after")
+    def _mix_cannot_sign_flip(self) -> MaskCandidateConfig:
+        if self.family == "mix" and self.mode == "sign_flip":
+            raise ValueError("mask family 'mix' cannot use mode 'sign_flip': a public image has no negative "
+                             "pixels, so nothing would be flipped; use blend, add_clip or multiply")
+        return self
+
 
 def _default_candidates() -> list[MaskCandidateConfig]:
     return [
@@ -74,7 +81,7 @@ class MaskJobConfig(_Section):
     """``fedfleet privacy mask``: candidates, training, rule and attacks."""
 
     name: str = "privacy-mask"
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)  # every random stream of the job derives from it
     data: MaskDataConfig = MaskDataConfig()
     model: PrivacyModelConfig = PrivacyModelConfig()
     encrypted_training: Literal["shared", "per_mask"] = "shared"  # one model for the set, or one per mask
@@ -110,7 +117,7 @@ class OcclusionJobConfig(_Section):
     """``fedfleet privacy occlude``: candidates, scores, rule and the occluded-image model."""
 
     name: str = "privacy-occlude"
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)  # every random stream of the job derives from it
     data: PrivacyDataConfig = PrivacyDataConfig()
     model: PrivacyModelConfig = PrivacyModelConfig()
     occlusion: OcclusionParamsConfig = OcclusionParamsConfig()

@@ -31,6 +31,7 @@ from fedfleet.privacy.occlusion_selection import (
     OcclusionSelector,
     train_on_occluded,
 )
+from fedfleet.privacy.seeding import Stream, derive_seed, stream
 from fedfleet.privacy.training import accuracy, train_classifier
 
 Progress = Callable[[str], None]
@@ -57,7 +58,7 @@ def load_job_data(config: PrivacyDataConfig, seed: int, public_size: int = 0) ->
     part is empty when the validation set uses the whole test split.
     """
     split = load_dataset(config.dataset, config.root)
-    rng = np.random.default_rng(seed)
+    rng = stream(seed, Stream.DATA_SPLIT)
     order = rng.permutation(len(split.train))
     public, rest = order[:public_size], order[public_size:]
     train = rest if config.train_size is None else rest[: config.train_size]
@@ -70,8 +71,8 @@ def load_job_data(config: PrivacyDataConfig, seed: int, public_size: int = 0) ->
 
 
 def mask_keys(config: MaskJobConfig) -> list[MaskKey]:
-    """The candidate keys of the config, seeds drawn from ``config.seed``."""
-    rng = np.random.default_rng(config.seed)
+    """The candidate keys of the config, seeds drawn from ``config.seed``'s candidate-key stream."""
+    rng = stream(config.seed, Stream.CANDIDATE_KEYS)
     keys: list[MaskKey] = []
     for c in config.candidates:
         keys += expand_keys(c.family, c.mode, c.count, rng, strength=c.strength, weight=c.weight, block=c.block)
@@ -123,9 +124,9 @@ class MaskJobResult:
 
 def run_mask_job(config: MaskJobConfig, progress: Progress = _quiet) -> MaskJobResult:
     """Train, score, attack and select an encryption mask as ``config`` says."""
+    keys = mask_keys(config)  # bad candidates fail before any data is loaded
     progress(f"loading {config.data.dataset}")
     data = load_job_data(config.data, config.seed, config.data.public_size)
-    keys = mask_keys(config)
     progress(f"training the original and encrypted models; scoring {len(keys)} candidate masks")
     rule = MaskRule(config.rule.name, config.rule.max_original_accuracy, config.rule.max_attack_ssim)
     selector = EncryptionMaskSelector(
@@ -135,7 +136,7 @@ def run_mask_job(config: MaskJobConfig, progress: Progress = _quiet) -> MaskJobR
         attack_keys=config.attacks.keys, attack_hidden=config.attacks.hidden,
         attack_epochs=config.attacks.epochs, n_examples=config.examples, random_state=config.seed,
     ).fit(data.train, data.validation, data.public)
-    random_index = int(np.random.default_rng(config.seed + 1).integers(len(keys)))
+    random_index = int(stream(config.seed, Stream.RANDOM_CHOICE).integers(len(keys)))
     holdout, holdout_clear = [], None
     if len(data.holdout):
         holdout = selector.accuracies(data.holdout)
@@ -150,11 +151,12 @@ class OcclusionJobResult:
 
     config: OcclusionJobConfig
     selector: OcclusionSelector
-    accuracies: dict[str, float]  # on validation: target model clear / occluded, retrained model occluded
+    accuracies: dict[str, float]  # target model clear / occluded, retrained model occluded (see accuracy_images)
     baselines: dict[str, OcclusionScore]  # centred / random regions of the chosen shape and size
     random_draws: int  # random placements averaged in the "random" baseline
     holdout: dict[str, float]  # availability (accuracy) of chosen and baselines on held-out images
     examples: dict[str, torch.Tensor] = field(default_factory=dict)  # clear / occluded / inpainted
+    accuracy_images: str = ""  # which images ``accuracies`` were measured on (held-out ones when there are any)
 
     @property
     def scores(self) -> list[OcclusionScore]:
@@ -176,6 +178,7 @@ class OcclusionJobResult:
             "chosen": self.chosen.as_row(),
             "baselines": {name: score.as_row(self.baseline_label(name)) for name, score in self.baselines.items()},
             "accuracy": self.accuracies,
+            "accuracy_images": self.accuracy_images,
             "candidates": len(self.scores),
             "holdout_accuracy": self.holdout,
         }
@@ -235,6 +238,21 @@ def _holdout_availability(
     return result
 
 
+def _accuracy_images(data: JobData, n_scored: int) -> tuple[ArrayDataset, str]:
+    """Images for the clear / occluded / retrained accuracies, and how to describe them.
+
+    Held-out images when there are any, else the validation images the candidates were not
+    scored on; only when neither exists, all validation images (said so in the label).
+    """
+    if len(data.holdout):
+        return data.holdout, f"{len(data.holdout)} held-out images (not used for selection)"
+    unscored = data.validation.subset(np.arange(n_scored, len(data.validation)))
+    if len(unscored):
+        return unscored, f"{len(unscored)} validation images not used for selection"
+    return data.validation, (f"all {len(data.validation)} validation images, including the {n_scored} "
+                             "used for selection (optimistic)")
+
+
 def run_occlusion_job(
     config: OcclusionJobConfig, progress: Progress = _quiet, random_draws: int = 10
 ) -> OcclusionJobResult:
@@ -243,11 +261,13 @@ def run_occlusion_job(
     data = load_job_data(config.data, config.seed)
     m, o, s = config.model, config.occlusion, config.security
     progress("training the target recognition model on clear images")
-    model = train_classifier(data.train, m.name, epochs=m.epochs, batch_size=m.batch_size, lr=m.lr, seed=config.seed)
+    model_seed = derive_seed(config.seed, Stream.TARGET_MODEL)
+    model = train_classifier(data.train, m.name, epochs=m.epochs, batch_size=m.batch_size, lr=m.lr, seed=model_seed)
     size = (data.train.input_shape[1], data.train.input_shape[2])
     regions = generate_regions(size, o.shapes, o.sizes, count=o.count, stride=o.stride,
                                max_candidates=o.max_candidates, random_state=config.seed)
-    scored = data.validation.subset(np.arange(min(config.eval_size, len(data.validation))))
+    n_scored = min(config.eval_size, len(data.validation))
+    scored = data.validation.subset(np.arange(n_scored))
     progress(f"scoring {len(regions)} candidate regions on {len(scored)} images")
     selector = OcclusionSelector(
         regions, OcclusionRule(config.rule.name, config.rule.min_availability, config.rule.security_weight),
@@ -256,21 +276,23 @@ def run_occlusion_job(
         inpaint_method=s.inpaint_method,
     ).fit(model, scored)
     target = selector.target_
-    rng = np.random.default_rng(config.seed + 1)
+    rng = stream(config.seed, Stream.RANDOM_PLACEMENT)
     random_regions = [random_placement(target, rng) for _ in range(random_draws)]
-    occluded_validation = occlude(data.validation.x, target, o.fill)
-    accuracies = {"clear": accuracy(model, data.validation.x, data.validation.y),
-                  "occluded": accuracy(model, occluded_validation, data.validation.y)}
+    checked, checked_label = _accuracy_images(data, n_scored)
+    occluded_checked = occlude(checked.x, target, o.fill)
+    accuracies = {"clear": accuracy(model, checked.x, checked.y),
+                  "occluded": accuracy(model, occluded_checked, checked.y)}
     if config.retrain:
         progress("training a recognition model on occluded images")
         occluded_model = train_on_occluded(data.train, target, m.name, fill=o.fill, epochs=m.epochs,
-                                           batch_size=m.batch_size, lr=m.lr, seed=config.seed)
-        accuracies["retrained_occluded"] = accuracy(occluded_model, occluded_validation, data.validation.y)
+                                           batch_size=m.batch_size, lr=m.lr, seed=model_seed)
+        accuracies["retrained_occluded"] = accuracy(occluded_model, occluded_checked, checked.y)
+    occluded_validation = occlude(data.validation.x[: config.examples], target, o.fill)
     shown = data.validation.x[: config.examples]
-    examples = {"clear": shown, "occluded": occluded_validation[: config.examples],
-                "inpainted": inpaint(occluded_validation[: config.examples], target, s.inpaint_radius,
-                                     s.inpaint_method)}
+    examples = {"clear": shown, "occluded": occluded_validation,
+                "inpainted": inpaint(occluded_validation, target, s.inpaint_radius, s.inpaint_method)}
     return OcclusionJobResult(
         config, selector, accuracies, _baselines(selector, model, scored, random_regions), random_draws,
         _holdout_availability(model, data.holdout, target, random_regions, o.fill), examples,
+        accuracy_images=checked_label,
     )

@@ -25,6 +25,7 @@ from fedfleet.privacy.attacks import ATTACKS, run_attack
 from fedfleet.privacy.checks import check_images
 from fedfleet.privacy.masks import Mask, MaskKey, encrypt_with_any
 from fedfleet.privacy.metrics import ssim
+from fedfleet.privacy.seeding import Stream, derive_seed
 from fedfleet.privacy.selection import SelectionError, least_violating, pick_feasible
 from fedfleet.privacy.training import accuracy, predict_proba, train_classifier
 
@@ -141,7 +142,9 @@ class EncryptionMaskSelector:
     n_examples : int
         Validation images whose encryptions and reconstructions are kept for figures.
     random_state : int
-        Seeds training and attacks.
+        Seeds training and attacks; each consumer draws from its own stream of it
+        (:mod:`fedfleet.privacy.seeding`), so the attacker's keys are independent of
+        the candidates' keys drawn from the same job seed.
 
     Attributes
     ----------
@@ -192,13 +195,17 @@ class EncryptionMaskSelector:
         self.n_examples = n_examples
         self.random_state = random_state
 
-    def _train(self, data: ArrayDataset, masks: Sequence[Mask] | None, seed: int) -> nn.Module:
+    def _train(
+        self, data: ArrayDataset, masks: Sequence[Mask] | None, seed: int, tag: Stream, index: int = 0
+    ) -> nn.Module:
+        """Train one model; its weights, batch order and mask assignment have their own streams."""
         transform = None
         if masks is not None:
-            transform = encrypt_with_any(masks, torch.Generator().manual_seed(seed))
+            assignment = derive_seed(seed, Stream.ENCRYPTED_ASSIGNMENT, index)
+            transform = encrypt_with_any(masks, torch.Generator().manual_seed(assignment))
         return train_classifier(
             data, self.model, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-            transform=transform, seed=seed,
+            transform=transform, seed=derive_seed(seed, tag, index),
         )
 
     def fit(self, train: ArrayDataset, validation: ArrayDataset, public: ArrayDataset) -> EncryptionMaskSelector:
@@ -231,11 +238,12 @@ class EncryptionMaskSelector:
         check_images(public.x, shape)
         self.masks_ = [Mask.from_key(key, shape, public.x) for key in self.keys]
         seed = self.random_state
-        self.original_model_ = self._train(train, None, seed)
+        self.original_model_ = self._train(train, None, seed, Stream.ORIGINAL_MODEL)
         if self.encrypted_training == "shared":
-            self.encrypted_models_ = [self._train(train, self.masks_, seed + 1)] * len(self.masks_)
+            self.encrypted_models_ = [self._train(train, self.masks_, seed, Stream.ENCRYPTED_MODEL)] * len(self.masks_)
         else:
-            self.encrypted_models_ = [self._train(train, [m], seed + 1 + i) for i, m in enumerate(self.masks_)]
+            self.encrypted_models_ = [self._train(train, [m], seed, Stream.ENCRYPTED_MODEL, 1 + i)
+                                      for i, m in enumerate(self.masks_)]
         clear, labels = validation.x, validation.y
         shown = slice(0, self.n_examples)
         self.scores_, self.examples_ = [], []

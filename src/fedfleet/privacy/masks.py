@@ -10,11 +10,15 @@ Families (patterns have the image's shape (C, H, W)):
 - ``block``: random ±1 constant over ``block`` x ``block`` tiles;
 - ``checkerboard``: alternating ±1 tiles of side ``block`` with a seeded phase;
 - ``mix``: a public image chosen by the seed (InstaHide-like mixing, Huang et al. 2020).
+  A ``mix`` key alone does not fix its pattern: the seed picks an index into the public
+  pool, so the same pool (same images in the same order) is needed to regenerate it.
+  ``mix`` with ``sign_flip`` is refused: a public image has no negative pixels, so the
+  "flip" would leave the image unchanged (and set pixels where the public image is 0 to 0.5).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -38,7 +42,8 @@ class MaskKey:
     family : str
         Pattern family: sign | noise | block | checkerboard | mix.
     seed : int
-        Seed of the pattern; the secret part of the key.
+        Seed of the pattern; the secret part of the key. For ``mix`` it picks an image
+        of the public pool, so the pattern also depends on that pool.
     mode : str
         Superimposing mode: add_clip | multiply | sign_flip | blend.
     strength : float
@@ -65,6 +70,11 @@ class MaskKey:
             raise ConfigError(f"mask weight must be in [0, 1), got {self.weight}")
         if self.block < 1:
             raise ConfigError(f"mask block must be >= 1 pixel, got {self.block}")
+        if self.family == "mix" and self.mode == "sign_flip":
+            raise ConfigError(
+                "mask family 'mix' cannot use mode 'sign_flip': a public image has no negative "
+                "pixels, so nothing would be flipped; use blend, add_clip or multiply"
+            )
 
     @property
     def name(self) -> str:
@@ -181,10 +191,16 @@ def expand_keys(
     strength: float = 0.5,
     weight: float = 0.5,
     block: int = 2,
+    exclude: Collection[int] = (),
 ) -> list[MaskKey]:
-    """``count`` keys of one family and mode with distinct seeds drawn from ``rng``."""
-    seeds = rng.choice(2**31 - 1, size=count, replace=False)
-    return [MaskKey(family, int(s), mode, strength, weight, block) for s in seeds]
+    """``count`` keys of one family and mode with distinct seeds drawn from ``rng``.
+
+    Seeds in ``exclude`` are never returned (the attacker excludes its target's seed).
+    """
+    banned = {int(s) for s in exclude}
+    seeds = rng.choice(2**31 - 1, size=count + len(banned), replace=False)
+    kept = [int(s) for s in seeds if int(s) not in banned][:count]
+    return [MaskKey(family, s, mode, strength, weight, block) for s in kept]
 
 
 def encrypt_with_any(

@@ -25,6 +25,7 @@ from torch import nn
 from fedfleet.errors import ConfigError, DataError
 from fedfleet.privacy.checks import check_images
 from fedfleet.privacy.metrics import ssim
+from fedfleet.privacy.seeding import Stream, stream
 
 SHAPES: tuple[str, ...] = ("rect", "ellipse")
 INPAINT_METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
@@ -130,7 +131,7 @@ def generate_regions(
     max_candidates : int
         Cap per (shape, size); above it a seeded sample of placements is kept.
     random_state : int
-        Seeds that sample.
+        Seeds that sample (through its own stream, :mod:`fedfleet.privacy.seeding`).
 
     Returns
     -------
@@ -139,7 +140,7 @@ def generate_regions(
     rows, cols = image_size
     if count < 1:
         raise ConfigError(f"occlusion count must be >= 1, got {count}")
-    rng = np.random.default_rng(random_state)
+    rng = stream(random_state, Stream.OCCLUSION_SAMPLE)
     regions: list[OcclusionRegion] = []
     for shape, size in itertools.product(shapes, sizes):
         if not 0 < size <= 1:

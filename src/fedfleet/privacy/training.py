@@ -9,6 +9,7 @@ from torch import nn
 
 from fedfleet.data.datasets import ArrayDataset
 from fedfleet.models import build_model
+from fedfleet.privacy.seeding import Stream, derive_seed
 
 BatchTransform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -37,7 +38,7 @@ def train_classifier(
         Applied to every image batch before the forward pass (e.g. encryption with a
         mask drawn per image, or occlusion).
     seed : int
-        Seeds the initial weights and the batch order.
+        Seeds the initial weights and the batch order (two independent streams of it).
 
     Returns
     -------
@@ -45,11 +46,11 @@ def train_classifier(
         The trained model in eval mode.
     """
     with torch.random.fork_rng():
-        torch.manual_seed(seed)
+        torch.manual_seed(derive_seed(seed, Stream.MODEL_INIT))
         model = build_model(model_name, data.input_shape, data.num_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
-    order_rng = torch.Generator().manual_seed(seed)
+    order_rng = torch.Generator().manual_seed(derive_seed(seed, Stream.BATCH_ORDER))
     model.train()
     for _ in range(epochs):
         for batch in torch.randperm(len(data), generator=order_rng).split(batch_size):

@@ -146,7 +146,8 @@ def write_occlusion_report(result: OcclusionJobResult, out_dir: str | Path) -> P
     retrained = accuracies.get("retrained_occluded")
     report.paragraph(
         f"Chosen region {result.chosen.region.name} by rule {result.config.rule.name}. Target model "
-        f"accuracy on validation images: clear {accuracies['clear']:.3f}, occluded {accuracies['occluded']:.3f}"
+        f"accuracy on {result.accuracy_images or 'validation images'}: clear {accuracies['clear']:.3f}, "
+        f"occluded {accuracies['occluded']:.3f}"
         + ("" if retrained is None else f"; a model trained on occluded images: {retrained:.3f} on occluded images")
         + "."
     )
