@@ -44,3 +44,18 @@ def test_place_reports_an_infeasible_catalog_in_one_line(capsys):
 def test_place_needs_exactly_one_model_source(capsys):
     code, _, err = _run(["--devices", str(CONFIGS / "cloud.yaml")], capsys)
     assert code == 2 and "exactly one of --model NAME and --profile FILE" in err
+
+
+def test_place_refuses_a_directory_as_the_report(capsys, tmp_path):
+    code, out, err = _run(["--profile", str(CONFIGS / "ctr_dnn.yaml"), "--devices", str(CONFIGS / "cloud.yaml"),
+                           "--report", str(tmp_path)], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: --report {tmp_path} is a directory") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == [] and not tmp_path.with_suffix(".pipeline.png").exists()
+
+
+def test_place_refuses_a_profile_row_that_does_nothing(capsys, tmp_path):
+    table = tmp_path / "zero.csv"
+    table.write_text("name,kind,flops,activation_bytes\nx,dense,0,0\n")
+    code, out, err = _run(["--profile", str(table), "--devices", str(CONFIGS / "cloud.yaml")], capsys)
+    assert code == 2 and out == "" and "layer 1 ('x'): flops and activation_bytes are both 0" in err

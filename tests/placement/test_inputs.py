@@ -1,11 +1,19 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 from torch import nn
 
 from fedfleet.errors import ConfigError
 from fedfleet.models import build_model
-from fedfleet.placement import PlacementProblem, load_catalog, load_profile_table, profile_torch_model
+from fedfleet.placement import (
+    LayerProfile,
+    ModelProfile,
+    PlacementProblem,
+    load_catalog,
+    load_profile_table,
+    profile_torch_model,
+)
 from fedfleet.placement.catalog import build_catalog
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "placement"
@@ -50,6 +58,30 @@ def test_bad_profile_row_names_the_row(tmp_path):
     table.write_text("name,kind,flops,activation_bytes\nx,dense,10,4\ny,dense,-1,4\n")
     with pytest.raises(ConfigError, match="layer 2: config key 'flops'"):
         load_profile_table(table)
+
+
+def test_a_row_that_neither_computes_nor_outputs_is_refused(tmp_path):
+    table = tmp_path / "zero.csv"
+    table.write_text("name,kind,flops,activation_bytes\nx,dense,10,4\nnothing,dense,0,0\n")
+    with pytest.raises(ConfigError, match=r"layer 2 \('nothing'\): flops and activation_bytes are both 0"):
+        load_profile_table(table)
+
+
+def test_a_profile_that_could_run_for_free_is_refused(two_layer_problem):
+    # flops 0 everywhere: every stage would take 0 s, so throughput inf and cost 0
+    free = ModelProfile("free", (LayerProfile(name="relu", flops=0, activation_bytes=4),))
+    with pytest.raises(ConfigError, match="every layer takes 0 s per sample"):
+        two_layer_problem(free)
+
+
+def test_a_zero_compute_layer_beside_real_ones_is_a_stage_that_never_binds(two_layer_problem, recwarn):
+    a, b = two_layer_problem().profile.layers
+    relu = LayerProfile(name="relu", kind="elementwise", flops=0, activation_bytes=10)
+    problem = two_layer_problem(ModelProfile("a-relu-b", (a, relu, b)))
+    plan = problem.plan([0, 1, 1])
+    assert plan.throughput == pytest.approx(100) and np.isfinite(plan.cost)
+    assert problem.stage_throughput[1, 2, 0] == np.inf  # relu alone: 0 s per batch
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
 def test_missing_profile_table_is_a_one_line_error(tmp_path):

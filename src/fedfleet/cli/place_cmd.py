@@ -98,6 +98,8 @@ def place(
     output: Annotated[OutputFormat, typer.Option("--format", help="text or json.")] = OutputFormat.text,
 ) -> None:
     """Place a network's layers on device types: stages, instances, throughput and cost."""
+    if report is not None and report.is_dir():
+        raise ConfigError(f"--report {report} is a directory; give an HTML file name such as {report / 'plan.html'}")
     catalog: DeviceCatalog = load_catalog(devices).with_job(throughput_target=target, batch_size=batch_size)
     problem = PlacementProblem(load_profile(model, profile), catalog)
     params = {"random_state": seed} if planner in SEEDED_PLANNERS else {}
@@ -109,7 +111,11 @@ def place(
     if report is not None:
         from fedfleet.report.placement import write_plan_report
 
-        write_plan_report(search.plan_, problem, report, title=f"{problem.profile.name}: {planner} plan")
+        try:
+            write_plan_report(search.plan_, problem, report, title=f"{problem.profile.name}: {planner} plan")
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise ConfigError(f"cannot write the report {report}: {exc.strerror or exc}{where}") from None
         summary["report"] = str(report)
     if output is OutputFormat.json:
         print_json(summary)

@@ -98,6 +98,12 @@ class PlacementProblem:
         self.prices = np.array([d.price_per_hour for d in catalog.devices])
         self.counts = np.array([d.count for d in catalog.devices])
         self.sample_seconds = self._sample_seconds()  # (L, T)
+        if (self.sample_seconds == 0).any(axis=1).all():
+            # then some plan could consist of zero-time stages only: infinite throughput at no cost
+            raise ConfigError(
+                f"profile {profile.name!r}: every layer takes 0 s per sample on some device type "
+                "(flops 0, or ref_time_s 0 for 'speed' devices), so throughput and cost are "
+                "meaningless; give the layers that compute their flops (or ref_time_s)")
         self._cost_segments()
         activation = np.array([layer.activation_bytes for layer in profile.layers])
         with np.errstate(divide="ignore"):
@@ -166,7 +172,8 @@ class PlacementProblem:
             self.stage_time[chosen] = time[chosen]
             self.stage_memory[chosen] = memory[chosen]
         self.rental = self.instances * self.prices  # per hour, (L+1, L+1, T)
-        self.stage_throughput = np.where(self.instances > 0, batch / self.stage_time, 0.0)
+        with np.errstate(divide="ignore"):  # a stage of zero-compute layers (ReLU: flops 0) is never the bottleneck
+            self.stage_throughput = np.where(self.instances > 0, batch / self.stage_time, 0.0)
 
     # -- evaluating schemes -------------------------------------------------------------
 

@@ -180,16 +180,22 @@ def load_profile_table(path: str | Path) -> ModelProfile:
     """Read a profile table (CSV with a header row, or YAML with ``name`` and ``layers``).
 
     Columns are the fields of :class:`LayerProfile`: ``name, kind, flops, param_bytes,
-    activation_bytes`` and optionally ``sync_bytes, ref_time_s``.
+    activation_bytes`` and optionally ``sync_bytes, ref_time_s``. A row with ``flops`` and
+    ``activation_bytes`` both 0 is refused (a layer that neither computes nor outputs).
     """
     path = Path(path)
     rows = _layer_rows(path)
     layers = []
     for number, row in enumerate(rows, start=1):
         try:
-            layers.append(LayerProfile.model_validate(row))
+            layer = LayerProfile.model_validate(row)
         except ValidationError as exc:
             raise ConfigError(f"profile table {path}, layer {number}: {format_validation_error(exc)}") from None
+        if layer.flops == 0 and layer.activation_bytes == 0:
+            raise ConfigError(
+                f"profile table {path}, layer {number} ({layer.name!r}): flops and activation_bytes are "
+                "both 0, a layer that neither computes nor outputs anything; give its costs or drop the row")
+        layers.append(layer)
     name = path.stem
     if path.suffix.lower() != ".csv":
         name = str(read_yaml(path).get("name", name))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from fedfleet.placement.partition import least_rental_partition
 from fedfleet.placement.planners.base import Planner
-from fedfleet.placement.planners.dp import DynamicProgrammingPlanner, least_rental_partition
+from fedfleet.placement.planners.dp import DynamicProgrammingPlanner
 from fedfleet.placement.planners.exhaustive import BruteForcePlanner
 from fedfleet.placement.planners.genetic import GeneticPlanner
 from fedfleet.placement.planners.reinforce import ReinforcePlanner

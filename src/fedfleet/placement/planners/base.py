@@ -32,12 +32,13 @@ class Planner(ABC):
         ------
         PlacementInfeasible
             When the search finds no scheme meeting memory and throughput constraints,
-            with the failing constraint and the shortfall.
+            with the failing constraint and the shortfall (or, when a heuristic search
+            missed an existing plan, saying so).
         """
         self.evaluations_ = 0
         scheme = self._search(problem)
         if scheme is None or problem.score(scheme)[0] > 0:
-            raise infeasibility(problem)
+            raise infeasibility(problem, planner=type(self).__name__)
         self.plan_ = problem.plan(scheme)
         return self
 

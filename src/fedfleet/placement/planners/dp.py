@@ -2,60 +2,28 @@
 
 The cost of a plan, ``samples / Θ × Σ rental``, couples stages only through the pipeline
 throughput Θ (its slowest stage or link). For a fixed floor θ on every stage and link,
-the least total rental is a shortest path over layer boundaries with the last stage's
-type as state. The optimum's Θ is one of the finitely many stage/link throughputs, so
-solving for each candidate floor, from the fastest down, and stopping once
-``samples × R_min / θ`` exceeds the best cost found, gives the exact optimum.
+the least total rental R(θ) is a shortest path over layer boundaries with the last
+stage's type as state (:mod:`fedfleet.placement.partition`). The optimum's Θ is one of
+the finitely many stage/link throughputs, and the plan found at that floor costs no more
+than it, so the optimum is the best plan over all candidate floors. Floors are searched
+by branch and bound: every plan whose Θ lies in a run of floors [θ_lo, θ_hi] costs at
+least ``samples × R(θ_lo) / θ_hi``, and runs whose bound cannot beat the best plan found
+are dropped unsolved (typically a few dozen of thousands of floors are solved).
 
-Instance counts shared by non-adjacent stages of one type are not part of the state: a
-plan breaking them is skipped, and ``certified_`` is False when the relaxed optimum was
-such a plan (the result is then feasible but not proven optimal).
+Instance counts shared by non-adjacent stages of one type are enforced exactly: when the
+least-rental partition at a floor breaks a type's count, that type's used instances join
+the DP state (for this and every later floor) and the floor is solved again.
 """
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
-from fedfleet.placement.cost import PlacementProblem, Run, scheme_from_runs
+from fedfleet.placement.cost import PlacementProblem, scheme_from_runs
+from fedfleet.placement.partition import count_respecting_partition
 from fedfleet.placement.planners.base import Planner
-
-
-def least_rental_partition(problem: PlacementProblem, floor: float) -> tuple[float, list[Run]]:
-    """The contiguous partition of least Σ rental whose stages and links all reach ``floor``.
-
-    Returns ``(inf, [])`` when none exists. Consecutive stages have different types
-    (same-type neighbours would have merged into one stage).
-    """
-    size, types = problem.num_layers + 1, problem.num_types
-    allowed = (problem.instances > 0) & (problem.stage_throughput >= floor)
-    rental = np.where(allowed, problem.rental, np.inf)  # (L+1, L+1, T)
-    link_ok = problem.link_throughput >= floor  # (L+1, T, T)
-    link_ok[:, np.arange(types), np.arange(types)] = False
-    best = np.full((size, types), np.inf)  # best[j, t]: layers [0, j) with a last stage on t
-    entry = np.full((size, types), np.inf)  # entry[i, t]: cheapest prefix a stage on t may follow
-    entry[0] = 0.0
-    stage_start = np.zeros((size, types), dtype=np.int64)
-    before = np.zeros((size, types), dtype=np.int64)  # type of the stage ending at i
-    columns = np.arange(types)
-    for end in range(1, size):
-        totals = rental[:end, end, :] + entry[:end]  # (end, T): start i, type t
-        start = totals.argmin(axis=0)
-        best[end] = totals[start, columns]
-        stage_start[end] = start
-        if end < size - 1:
-            options = np.where(link_ok[end], best[end][:, None], np.inf)  # (from a, to t)
-            entry[end] = options.min(axis=0)
-            before[end] = options.argmin(axis=0)
-    device = int(best[-1].argmin())
-    if not np.isfinite(best[-1, device]):
-        return np.inf, []
-    runs: list[Run] = []
-    end = size - 1
-    while end > 0:
-        start = int(stage_start[end, device])
-        runs.append((start, end, device))
-        device, end = int(before[start, device]), start
-    return float(best[-1].min()), runs[::-1]
 
 
 class DynamicProgrammingPlanner(Planner):
@@ -63,48 +31,56 @@ class DynamicProgrammingPlanner(Planner):
 
     Attributes
     ----------
-    lower_bound_ : float
-        Least cost over plans that ignore shared instance counts (≤ any feasible cost).
-    certified_ : bool
-        True when ``plan_.cost`` equals ``lower_bound_``, i.e. the plan is optimal.
     floors_solved_ : int
-        Throughput floors for which the partition DP ran.
+        Throughput floors for which the partition DP ran (also ``evaluations_``).
+    tracked_types_ : tuple of str
+        Device types whose shared instance count had to join the DP state (empty when
+        no count binds).
     """
+
+    tracked_types_: tuple[str, ...]
 
     def _search(self, problem: PlacementProblem) -> np.ndarray | None:
         target = problem.job.throughput_target
-        least, _ = least_rental_partition(problem, target)
-        self.lower_bound_, self.certified_, self.floors_solved_ = np.inf, False, 1
-        if not np.isfinite(least):
-            return None
+        samples_hours = problem.job.samples / 3600.0
         stage = problem.stage_throughput[problem.instances > 0]
         links = problem.link_throughput[np.isfinite(problem.link_throughput)]
         floors = np.unique(np.concatenate((stage, links)))
-        floors = floors[floors >= target][::-1]
+        floors = floors[np.isfinite(floors) & (floors >= target)][::-1]  # fastest first; Θ* is one
+        self.floors_solved_, self.tracked_types_ = 0, ()
+        tracked: tuple[int, ...] = ()
+        rentals: dict[int, float] = {}
         best_cost, best_runs = np.inf, None
-        samples_hours = problem.job.samples / 3600.0
-        for floor in floors:
-            bound = samples_hours * least / floor
-            if bound >= best_cost:
-                self.lower_bound_ = min(self.lower_bound_, bound)
-                break
-            rental, runs = least_rental_partition(problem, floor)
-            self.floors_solved_ += 1
-            if not runs:
-                continue
-            violation, cost = problem.score_runs(runs)
-            relaxed = samples_hours * rental / self._throughput(problem, runs)
-            self.lower_bound_ = min(self.lower_bound_, relaxed)
-            if violation == 0 and cost < best_cost:
-                best_cost, best_runs = cost, runs
-        self.evaluations_ = self.floors_solved_
-        if best_runs is None:
-            return None
-        self.certified_ = bool(best_cost <= self.lower_bound_ * (1 + 1e-9))
-        return scheme_from_runs(best_runs, problem.num_layers)
 
-    @staticmethod
-    def _throughput(problem: PlacementProblem, runs: list[Run]) -> float:
-        stage = min(problem.stage_throughput[f, e, t] for f, e, t in runs)
-        links = [problem.link_throughput[f, runs[n][2], t] for n, (f, _, t) in enumerate(runs[1:])]
-        return float(min([stage, *links]))
+        def solve(index: int) -> float:
+            """Least rental of a count-respecting plan whose stages and links reach floors[index]."""
+            nonlocal tracked, best_cost, best_runs
+            rental, runs, tracked = count_respecting_partition(problem, float(floors[index]), tracked)
+            self.floors_solved_ += 1
+            if runs:
+                violation, cost = problem.score_runs(runs)
+                if violation == 0 and cost < best_cost:
+                    best_cost, best_runs = cost, runs
+            rentals[index] = rental
+            return rental
+
+        if not floors.size or not np.isfinite(solve(len(floors) - 1)):
+            return None  # no plan within every count reaches the target
+        # Branch and bound over runs of floors [high, low]: a plan whose Θ lies among them
+        # is admissible at floors[low], so it rents at least R(floors[low]) and costs at least
+        # samples x R(floors[low]) / floors[high]; runs that cannot beat the best plan are dropped.
+        pending = [(0.0, 0, len(floors) - 1)]
+        while pending:
+            bound, high, low = heapq.heappop(pending)
+            if bound >= best_cost * (1 - 1e-12) or high == low:
+                continue
+            middle = (high + low) // 2
+            for part_high, part_low in ((high, middle), (middle + 1, low)):
+                rental = rentals[part_low] if part_low in rentals else solve(part_low)
+                part_bound = samples_hours * rental / floors[part_high]
+                if part_bound < best_cost:
+                    heapq.heappush(pending, (part_bound, part_high, part_low))
+        self.evaluations_ = self.floors_solved_
+        self.tracked_types_ = tuple(problem.catalog.names[t] for t in tracked)
+        assert best_runs is not None
+        return scheme_from_runs(best_runs, problem.num_layers)
