@@ -11,6 +11,7 @@ from fedfleet.config import DataConfig
 from fedfleet.data.datasets import ArrayDataset, load_dataset
 from fedfleet.data.partition import build_partitioner, label_histograms
 from fedfleet.errors import ConfigError
+from fedfleet.seeding import EngineStream, derive_seed, stream
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def build_federated_data(config: DataConfig, seed: int) -> FederatedData:
     partitioner = build_partitioner(
         config.partition,
         config.num_clients,
-        random_state=seed,
+        random_state=derive_seed(seed, EngineStream.PARTITION),
         alpha=config.alpha,
         shards_per_client=config.shards_per_client,
         quantity_sigma=config.quantity_sigma,
@@ -65,6 +66,6 @@ def build_federated_data(config: DataConfig, seed: int) -> FederatedData:
         if kept == 0:
             raise ConfigError(f"data.test_fraction={config.test_fraction} keeps none of the {len(test)} test "
                               f"samples; raise it to at least {1 / len(test):.2g}")
-        keep = np.random.default_rng(seed).permutation(len(test))[:kept]
+        keep = stream(seed, EngineStream.TEST_SUBSAMPLE).permutation(len(test))[:kept]
         test = test.subset(np.sort(keep))
     return FederatedData([split.train.subset(idx) for idx in partitioner.client_indices_], test)

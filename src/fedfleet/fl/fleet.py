@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedfleet.config import FleetConfig
+from fedfleet.seeding import EngineStream, stream
 
 BYTES_PER_PARAM = 4  # float32 on the wire
 
@@ -41,7 +42,7 @@ def make_fleet(config: FleetConfig, num_devices: int, seed: int) -> list[DeviceP
     ``base_speed``, bandwidths log-normal (sigma 0.5) around ``bandwidth_mbps``, as measured
     device populations spread over more than an order of magnitude.
     """
-    rng = np.random.default_rng([seed, 0xF1EE7])
+    rng = stream(seed, EngineStream.FLEET)
     if config.profile == "uniform":
         speeds = np.full(num_devices, config.base_speed)
         uplinks = np.full(num_devices, config.bandwidth_mbps)

@@ -26,6 +26,7 @@ from fedfleet.fl.run_dir import RunDirectory
 from fedfleet.fl.selection import Selector
 from fedfleet.fl.strategies import FederationInfo, Strategy
 from fedfleet.fl.validation import Rejection, ServerKnowledge, validate_updates
+from fedfleet.seeding import EngineStream, stream
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class SyncRunner:
             step=0,
             params=get_flat(parts.model),
             strategy_state={},
-            rng_state=dict(np.random.default_rng(config.seed).bit_generator.state),
+            rng_state=dict(stream(config.seed, EngineStream.ROUNDS).bit_generator.state),
             clock=0.0,
             wall_time_s=0.0,
             records=[],

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-import numpy as np
+from fedfleet.seeding import derive_seed, stream
+
+__all__ = ["Stream", "derive_seed", "stream"]
 
 
 class Stream(IntEnum):
@@ -33,14 +35,3 @@ class Stream(IntEnum):
     TARGET_MODEL = 12  # the occlusion job's target model (and, for a fair comparison, the retrained one)
     MODEL_INIT = 13  # inside train_classifier: initial weights
     BATCH_ORDER = 14  # inside train_classifier: mini-batch order
-
-
-def stream(seed: int, tag: Stream, *more: int) -> np.random.Generator:
-    """The generator of consumer ``tag`` (and optional sub-indices ``more``) under ``seed``."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed), int(tag), *(int(m) for m in more)]))
-
-
-def derive_seed(seed: int, tag: Stream, *more: int) -> int:
-    """A 32-bit integer seed of consumer ``tag`` under ``seed`` (for torch generators)."""
-    entropy = [int(seed), int(tag), *(int(m) for m in more)]
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
