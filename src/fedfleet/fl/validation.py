@@ -82,8 +82,8 @@ def validate_updates(
     accepted = []
     for update, norm, step_norm in zip(well_formed, norms.tolist(), per_step.tolist(), strict=True):
         if norm > limit and step_norm > per_step_limit:
-            reason = (f"delta norm {norm:.3g} exceeds {max_norm_ratio:g} x the cohort median ({limit:.3g}), "
-                      f"and per local step {step_norm:.3g} exceeds {per_step_limit:.3g}")
+            reason = (f"delta norm {norm:.3g} exceeds {limit:.3g} and per local step {step_norm:.3g} exceeds "
+                      f"{per_step_limit:.3g} ({max_norm_ratio:g} x the cohort medians)")
             rejected.append(Rejection(update.client_id, reason))
         else:
             accepted.append(update)
