@@ -38,12 +38,13 @@ def healthy(n):
         (make(99, torch.zeros(4), num_samples=1000), "num_samples is 1000, the client holds 10"),
         (make(99, torch.zeros(4), num_samples=0), "num_samples is 0"),
         (make(99, torch.zeros(4), local_steps=3), "local_steps is 3, the plan implies 1"),
+        (make(-1, torch.zeros(4)), "client_id -1 is not a client"),
     ],
 )
 def test_bad_updates_are_rejected_with_a_reason(bad, reason):
     accepted, rejected = validate_updates([*healthy(4), bad], server(), max_norm_ratio=10)
     assert [u.client_id for u in accepted] == [0, 1, 2, 3]
-    assert len(rejected) == 1 and rejected[0].client_id == 99 and reason in rejected[0].reason
+    assert len(rejected) == 1 and rejected[0].client_id == bad.client_id and reason in rejected[0].reason
 
 
 def test_a_huge_update_is_rejected_even_in_a_cohort_of_two():

@@ -63,19 +63,21 @@ def validate_updates(
     num_params = server.global_params.numel()
     global_norm = float(server.global_params.norm())
     well_formed: list[ClientUpdate] = []
+    well_formed_norms: list[float] = []
     rejected: list[Rejection] = []
     for update in updates:
         reason = _malformation(update, server, num_params)
-        if reason is None and global_norm > 0 and float(update.delta.norm()) > max_norm_ratio * global_norm:
-            reason = (f"delta norm {float(update.delta.norm()):.3g} exceeds {max_norm_ratio:g} x the global "
-                      f"model's norm {global_norm:.3g}")
+        norm = float(update.delta.norm()) if reason is None else math.nan
+        if reason is None and global_norm > 0 and norm > max_norm_ratio * global_norm:
+            reason = f"delta norm {norm:.3g} exceeds {max_norm_ratio:g} x the global model's norm {global_norm:.3g}"
         if reason is None:
             well_formed.append(update)
+            well_formed_norms.append(norm)
         else:
             rejected.append(Rejection(update.client_id, reason))
     if len(well_formed) < 3:  # a median of fewer than three says little
         return well_formed, rejected
-    norms = torch.stack([u.delta.norm() for u in well_formed])
+    norms = torch.tensor(well_formed_norms)
     per_step = norms / torch.tensor([float(u.local_steps) for u in well_formed])
     limit = max_norm_ratio * float(norms.median())
     per_step_limit = max_norm_ratio * float(per_step.median())
@@ -96,6 +98,8 @@ def _malformation(update: ClientUpdate, server: ServerKnowledge, num_params: int
         return f"delta has shape {tuple(delta.shape)} {delta.dtype}, expected ({num_params},) float32"
     if not bool(torch.isfinite(delta).all()):
         return "delta contains NaN or Inf"
+    if not 0 <= update.client_id < len(server.num_samples):
+        return f"client_id {update.client_id} is not a client of this federation"
     registered = int(server.num_samples[update.client_id])
     if update.num_samples != registered:
         return f"num_samples is {update.num_samples}, the client holds {registered}"
