@@ -7,12 +7,14 @@ parsed as YAML scalars before validation, so ``--set train.lr=0.1`` gives a floa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fedfleet.errors import ConfigError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
 
@@ -156,12 +158,33 @@ def format_validation_error(error: ValidationError) -> str:
     return f"config key {key!r}: {first['msg']} (got {first.get('input')!r})"
 
 
-def validate_mapping(model: type[_Section], raw: dict[str, Any]) -> Any:
+def validate_mapping(model: type[ModelT], raw: dict[str, Any]) -> ModelT:
     """Validate ``raw`` against ``model`` and turn pydantic errors into ConfigError."""
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
+
+
+def load_model(
+    model: type[ModelT],
+    source: str | Path | dict[str, Any] | None,
+    overrides: list[str] | dict[str, Any] | None = None,
+) -> ModelT:
+    """Validate a YAML file or mapping (None: all defaults) with overrides applied into ``model``.
+
+    The loader of every config in fedfleet: run configs and each method's job configs.
+    """
+    if source is None:
+        raw: dict[str, Any] = {}
+    elif isinstance(source, dict):
+        raw = source
+    else:
+        raw = read_yaml(source)
+    if overrides:
+        update = parse_overrides(overrides) if isinstance(overrides, list) else overrides
+        raw = deep_merge(raw, update)
+    return validate_mapping(model, raw)
 
 
 def load_config(
@@ -188,17 +211,9 @@ def load_config(
     ConfigError
         For unknown keys or invalid values, naming the key.
     """
-    if source is None:
-        raw = read_yaml(DEFAULT_CONFIG_PATH) if DEFAULT_CONFIG_PATH.exists() else {}
-    elif isinstance(source, dict):
-        raw = source
-    else:
-        raw = read_yaml(source)
-    if overrides:
-        update = parse_overrides(overrides) if isinstance(overrides, list) else overrides
-        raw = deep_merge(raw, update)
-    config: RunConfig = validate_mapping(RunConfig, raw)
-    return config
+    if source is None and DEFAULT_CONFIG_PATH.exists():
+        source = DEFAULT_CONFIG_PATH
+    return load_model(RunConfig, source, overrides)
 
 
 def dump_config(config: BaseModel) -> str:

@@ -32,7 +32,7 @@ def _say(format_: OutputFormat) -> Callable[[str], None]:
 def mask(config: ConfigArg = None, set_: SetOption = None, out: OutOption = None,
          format_: FormatOption = OutputFormat.text) -> None:
     """Select an encryption mask: train, score candidates, attack them, write a report."""
-    resolved: MaskJobConfig = load_job_config(MaskJobConfig, config, set_ or [])
+    resolved = load_job_config(MaskJobConfig, config, set_ or [])
     result = run_mask_job(resolved, _say(format_))
     out_dir = out or Path("runs") / resolved.name
     page = write_mask_report(result, out_dir)
@@ -49,7 +49,7 @@ def mask(config: ConfigArg = None, set_: SetOption = None, out: OutOption = None
 def occlude(config: ConfigArg = None, set_: SetOption = None, out: OutOption = None,
             format_: FormatOption = OutputFormat.text) -> None:
     """Select an occlusion region: score candidates for security and availability, write a report."""
-    resolved: OcclusionJobConfig = load_job_config(OcclusionJobConfig, config, set_ or [])
+    resolved = load_job_config(OcclusionJobConfig, config, set_ or [])
     result = run_occlusion_job(resolved, _say(format_))
     out_dir = out or Path("runs") / resolved.name
     page = write_occlusion_report(result, out_dir)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fedfleet.config import deep_merge, parse_overrides, read_yaml, validate_mapping
+from fedfleet.config import ModelT, load_model
 
 
 class _Section(BaseModel):
@@ -130,15 +130,7 @@ class OcclusionJobConfig(_Section):
 
 
 def load_job_config(
-    model: type[_Section], source: str | Path | dict[str, Any] | None, overrides: list[str] | None = None
-) -> Any:
+    model: type[ModelT], source: str | Path | dict[str, Any] | None, overrides: list[str] | None = None
+) -> ModelT:
     """Validate a YAML file or mapping (None: defaults) with ``--set`` overrides applied."""
-    if source is None:
-        raw: dict[str, Any] = {}
-    elif isinstance(source, dict):
-        raw = source
-    else:
-        raw = read_yaml(source)
-    if overrides:
-        raw = deep_merge(raw, parse_overrides(overrides))
-    return validate_mapping(model, raw)  # type: ignore[arg-type]
+    return load_model(model, source, overrides)

@@ -104,7 +104,7 @@ CIC_SPEC = ColumnSpec(
 
 def read_spec(path: str | Path) -> ColumnSpec:
     """Read a :class:`ColumnSpec` from YAML; unknown keys are a one-line ConfigError."""
-    spec: ColumnSpec = validate_mapping(ColumnSpec, read_yaml(path))  # type: ignore[arg-type]
+    spec = validate_mapping(ColumnSpec, read_yaml(path))
     return spec
 
 

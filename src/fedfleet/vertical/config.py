@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from fedfleet.config import _Section, deep_merge, parse_overrides, read_yaml, validate_mapping
+from fedfleet.config import _Section, load_model
 
 
 class VerticalDataConfig(_Section):
@@ -112,13 +112,4 @@ def load_vertical_config(
     ConfigError
         For unknown keys or invalid values, naming the key.
     """
-    if source is None:
-        raw: dict[str, Any] = {}
-    elif isinstance(source, dict):
-        raw = source
-    else:
-        raw = read_yaml(source)
-    if overrides:
-        raw = deep_merge(raw, parse_overrides(overrides))
-    config: VerticalConfig = validate_mapping(VerticalConfig, raw)
-    return config
+    return load_model(VerticalConfig, source, overrides)
