@@ -34,7 +34,8 @@ def test_run_directory_contract(digits_config, tmp_path):
     assert len(records) == 4 and all(set(r) >= REQUIRED_KEYS for r in records)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert {"final_accuracy", "best_accuracy", "virtual_time_s", "wall_time_s", "time_to_target_s"} <= set(summary)
-    assert (tmp_path / "model.safetensors").exists() and (tmp_path / "checkpoint" / "state.pt").exists()
+    assert (tmp_path / "model.safetensors").exists() and (tmp_path / "checkpoint" / "state.json").exists()
+    assert len(list((tmp_path / "checkpoint").glob("tensors-*.safetensors"))) == 1
     assert load_config(tmp_path / "config.yaml") == load_config(digits_config)
 
 
@@ -71,8 +72,14 @@ def test_resume_without_checkpoint_is_clear(tmp_path, digits_config):
 
 def test_truncated_checkpoint_is_clear(tmp_path, digits_config):
     run_simulation(load_config(digits_config), out_dir=tmp_path)
-    state = tmp_path / "checkpoint" / "state.pt"
-    state.write_bytes(state.read_bytes()[:100])
+    state = tmp_path / "checkpoint" / "state.json"
+    whole = state.read_bytes()
+    state.write_bytes(whole[:100])
+    with pytest.raises(CheckpointError, match="truncated"):
+        resume_simulation(tmp_path)
+    state.write_bytes(whole)
+    (tensors,) = (tmp_path / "checkpoint").glob("tensors-*.safetensors")
+    tensors.write_bytes(tensors.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="truncated"):
         resume_simulation(tmp_path)
 

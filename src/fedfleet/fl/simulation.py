@@ -15,7 +15,7 @@ from fedfleet.config import RunConfig, load_config
 from fedfleet.errors import CheckpointError
 from fedfleet.fl.backend import ClientHook
 from fedfleet.fl.callbacks import Callback
-from fedfleet.fl.checkpoint import load_checkpoint
+from fedfleet.fl.checkpoint import check_fingerprint, load_checkpoint
 from fedfleet.fl.client import LocalTrainer
 from fedfleet.fl.federated_data import FederatedData, build_federated_data
 from fedfleet.fl.fleet import TimeModel, make_fleet
@@ -128,6 +128,7 @@ def resume_simulation(run_dir: str | Path, data: FederatedData | None = None, **
     state = load_checkpoint(RunDirectory(run_dir).checkpoint_dir)
     with torch_threads(config.backend.threads):
         runner = build_runner(config, data, out_dir=run_dir, **parts)
+        check_fingerprint(state, runner.state.fingerprint, run_dir)
         runner.resume_from(state)
         summary = runner.run()
     return RunResult(config, runner.state.records, summary, runner.parts.model, run_dir)

@@ -15,7 +15,7 @@ from torch import nn
 from fedfleet.config import RunConfig
 from fedfleet.fl.backend import Backend, ClientHook
 from fedfleet.fl.callbacks import Callback
-from fedfleet.fl.checkpoint import RunState, save_checkpoint
+from fedfleet.fl.checkpoint import RunState, run_fingerprint, save_checkpoint
 from fedfleet.fl.client import evaluate
 from fedfleet.fl.federated_data import FederatedData
 from fedfleet.fl.fleet import BYTES_PER_PARAM, DeviceProfile, TimeModel, VirtualClock
@@ -86,9 +86,10 @@ class SyncRunner:
         self.run_dir = run_dir
         self.plan = plan_from_config(config)
         parts.strategy.setup(FederationInfo(parts.data.num_samples(), parts.data.label_histograms()))
+        params = get_flat(parts.model)
         self.state = RunState(
             step=0,
-            params=get_flat(parts.model),
+            params=params,
             strategy_state={},
             rng_state=dict(stream(config.seed, EngineStream.ROUNDS).bit_generator.state),
             clock=0.0,
@@ -96,6 +97,7 @@ class SyncRunner:
             records=[],
             totals={"updates_accepted": 0, "updates_rejected": 0, "dropped": 0, "bytes_up": 0, "bytes_down": 0},
             extra={},
+            fingerprint=run_fingerprint(config, params),
         )
 
     def resume_from(self, state: RunState) -> None:
