@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -143,6 +143,7 @@ def test_normalised_ports_are_scaled_in_the_ablation():
                 min_size=3, max_size=40),
        st.sampled_from(["standard", "minmax", "log-standard"]))
 def test_output_is_finite_or_null_exactly_where_input_was_invalid(values, scaling):
+    assume(any(np.isfinite(value) and value >= 0 for value in values))  # else dropped, tested below
     frame = pd.DataFrame({"bytes": values})
     out = TrafficPreprocessor(ports=(), scaling=scaling).fit(frame).transform(frame)[:, 0]
     raw = np.asarray(values)
