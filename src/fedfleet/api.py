@@ -14,10 +14,11 @@ from typing import Any
 
 from fedfleet.config import RunConfig, load_config
 from fedfleet.errors import ConfigError
+from fedfleet.fl.run_dir import REPORT_FILE
 from fedfleet.fl.simulation import RunResult, resume_simulation, run_simulation
 from fedfleet.report.runs import write_runs_report
 
-REPORT_FILE = "report.html"
+__all__ = ["REPORT_FILE", "default_out_dir", "resume", "run"]
 
 
 def default_out_dir(name: str) -> Path:
@@ -31,6 +32,7 @@ def run(
     overrides: str | Sequence[str] | dict[str, Any] | None = None,
     out_dir: str | Path | None = None,
     report: bool = True,
+    overwrite: bool = False,
     **parts: Any,
 ) -> RunResult:
     """Run a federated job and write its run directory.
@@ -41,9 +43,12 @@ def run(
         None uses configs/default.yaml.
     overrides : "key=value", list of them, or nested dict, optional
     out_dir : path, optional
-        Defaults to runs/<name>-<timestamp>.
+        Defaults to runs/<name>-<timestamp>. It must be new or empty, so that no earlier run's
+        checkpoint can be mixed into this one (a ConfigError says so otherwise).
     report : bool
         Write report.html with plots into the run directory.
+    overwrite : bool
+        Let ``out_dir`` hold an earlier run, whose files are deleted first (like ``--overwrite``).
     **parts :
         Passed to :func:`fedfleet.fl.run_simulation` (data, model, strategy, selector,
         callbacks, client_hooks).
@@ -57,7 +62,7 @@ def run(
             overrides = [overrides]
         resolved = load_config(config, list(overrides) if isinstance(overrides, Sequence) else overrides)
     out = Path(out_dir) if out_dir is not None else default_out_dir(resolved.name)
-    result = run_simulation(resolved, out_dir=out, **parts)
+    result = run_simulation(resolved, out_dir=out, overwrite=overwrite, **parts)
     if report:
         write_runs_report([out], out / REPORT_FILE)
     return result

@@ -49,15 +49,16 @@ def _progress() -> Progress:
 def run(
     config: Annotated[Path | None, typer.Argument(help="YAML config; default configs/default.yaml")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override KEY=VALUE")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="run directory")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="run directory (new or empty)")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace the earlier run in --out")] = False,
     resume: Annotated[Path | None, typer.Option("--resume", help="continue this run directory")] = None,
     format_: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
 ) -> None:
     """Run a federated training job and write its run directory."""
     if resume is not None:
-        if config is not None or set_ or out is not None:
+        if config is not None or set_ or out is not None or overwrite:
             raise ConfigError("--resume continues a run with its own config and directory; "
-                              "drop CONFIG, --set and --out, or start a new run without --resume")
+                              "drop CONFIG, --set, --out and --overwrite, or start a new run without --resume")
         read_run_config(resume)  # fail fast, before the progress bar
     resolved = None if resume is not None else load_config(config, set_ or [])
     progress = _progress()
@@ -67,7 +68,7 @@ def run(
             assert resume is not None
             result = api.resume(resume, callbacks=callbacks)
         else:
-            result = api.run(resolved, out_dir=out, callbacks=callbacks)
+            result = api.run(resolved, out_dir=out, overwrite=overwrite, callbacks=callbacks)
     finally:
         if progress.live.is_started:
             progress.stop()

@@ -19,11 +19,12 @@ from fedfleet.fl.checkpoint import check_fingerprint, load_checkpoint
 from fedfleet.fl.client import LocalTrainer
 from fedfleet.fl.federated_data import FederatedData, build_federated_data
 from fedfleet.fl.fleet import TimeModel, make_fleet
-from fedfleet.fl.run_dir import CONFIG_FILE, RunDirectory
+from fedfleet.fl.run_dir import CONFIG_FILE, RunDirectory, prepare_new_run_dir
 from fedfleet.fl.selection import RandomSelector, Selector
 from fedfleet.fl.strategies import Strategy, build_strategy
 from fedfleet.fl.sync_runner import RunnerParts, SyncRunner
 from fedfleet.models import build_model
+from fedfleet.paths import writable_dir
 from fedfleet.threads import torch_threads
 
 
@@ -89,6 +90,7 @@ def run_simulation(
     data: FederatedData | None = None,
     model: nn.Module | None = None,
     out_dir: str | Path | None = None,
+    overwrite: bool = False,
     **parts: Any,
 ) -> RunResult:
     """Run a federated simulation end to end.
@@ -102,10 +104,14 @@ def run_simulation(
     model : nn.Module, optional
         The global model; built from ``config.model`` (seeded by ``config.seed``) when omitted.
     out_dir : path, optional
-        Run directory for metrics, checkpoints, model and summary.
+        Run directory for metrics, checkpoints, model and summary; it must be new or empty.
+    overwrite : bool
+        Let ``out_dir`` hold an earlier run, whose files are deleted first.
     **parts :
         ``strategy``, ``selector``, ``callbacks``, ``client_hooks`` (see :func:`build_runner`).
     """
+    if out_dir is not None:
+        prepare_new_run_dir(out_dir, overwrite)
     with torch_threads(config.backend.threads):
         runner = build_runner(config, data, model, out_dir, **parts)
         summary = runner.run()
@@ -125,6 +131,7 @@ def resume_simulation(run_dir: str | Path, data: FederatedData | None = None, **
     """Continue the run in ``run_dir`` from its last checkpoint, to the result an uninterrupted run gives."""
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
+    writable_dir(run_dir, "--resume")
     state = load_checkpoint(RunDirectory(run_dir).checkpoint_dir)
     with torch_threads(config.backend.threads):
         runner = build_runner(config, data, out_dir=run_dir, **parts)
