@@ -103,7 +103,7 @@ def test_infer_spec_and_filter_labels(flows):
     assert infer_spec(pd.DataFrame(columns=["bidirectional_packets", "src2dst_bytes"])) == NFSTREAM_SPEC
     # no built-in spec matches: roles guessed from the names (as SPEC declares them)
     assert infer_spec(flows) == ColumnSpec(exclude=["src_ip"], ports=["src_port", "dst_port"],
-                                           categorical=["protocol"])
+                                           categorical=["protocol"], labels=["label"])
     kept = filter_labels(flows.iloc[:-170], "label", drop=("DNS",), min_flows=3)
     assert "DNS" not in set(kept["label"]) and kept["label"].value_counts().min() >= 3
     with pytest.raises(DataError, match="no label column 'kind'"):

@@ -1,8 +1,10 @@
-"""Flow tables from files: nfstream Parquet/CSV, CICFlowMeter CSVs, any CSV/Parquet with a spec.
+"""Flow tables from files: nfstream Parquet/CSV, CICFlowMeter CSVs, Zeek TSV logs, any
+CSV/Parquet with a spec.
 
 CICFlowMeter CSVs (CIC-IDS2017) have column names with leading spaces and cells holding
 "Infinity" or "NaN"; names are stripped here and the values are left to the
-preprocessor, which turns them into nulls.
+preprocessor, which turns them into nulls. Some of their labels are not UTF-8 (cp1252
+dashes): pass ``encoding``. Zeek logs are read by :mod:`fedfleet.traffic.zeek`.
 """
 
 from __future__ import annotations
@@ -14,27 +16,46 @@ import pandas as pd
 from fedfleet.errors import DataError
 from fedfleet.traffic.extract import Extraction, extract_flows, is_capture
 from fedfleet.traffic.schema import ColumnSpec, infer_spec
+from fedfleet.traffic.zeek import ZEEK_SUFFIXES, is_zeek_log, read_zeek_log
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSV or Parquet flow table with column names stripped of surrounding spaces.
+def read_table(path: str | Path, encoding: str | None = None) -> pd.DataFrame:
+    """A CSV or Parquet flow table, or a Zeek TSV log, with column names stripped of
+    surrounding spaces.
+
+    Parameters
+    ----------
+    path : path
+        ``.csv``, ``.parquet``/``.pq``, or a Zeek log (``.log``, ``.log.labeled``, or any file
+        starting with ``#separator``).
+    encoding : str, optional
+        Text encoding of a CSV or log (default UTF-8), e.g. ``cp1252`` for CIC-IDS2017.
 
     Raises
     ------
     DataError
-        When the file is missing, empty, unreadable or of another kind.
+        When the file is missing, empty, unreadable, not in the encoding, of another kind,
+        or has two columns of one name once spaces are stripped.
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in TABLE_SUFFIXES:
-        raise DataError(f"{path}: not a flow table (expected .csv or .parquet)")
+    zeek = suffix in ZEEK_SUFFIXES or (path.is_file() and is_zeek_log(path))
+    if suffix not in TABLE_SUFFIXES and not zeek:
+        raise DataError(f"{path}: not a flow table (expected .csv, .parquet or a Zeek .log)")
     try:
-        if suffix == ".csv":
-            table = pd.read_csv(path, low_memory=False, skipinitialspace=True)
+        if zeek:
+            table = read_zeek_log(path, encoding)
+        elif suffix == ".csv":
+            table = pd.read_csv(path, low_memory=False, skipinitialspace=True, encoding=encoding)
         else:
             table = pd.read_parquet(path)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not {encoding or 'UTF-8'} text (byte {exc.object[exc.start:exc.start + 1]!r} "
+                        f"at offset {exc.start}); pass --encoding, e.g. cp1252 for CIC-IDS2017") from None
+    except LookupError:
+        raise DataError(f"unknown text encoding {encoding!r}; try utf-8, cp1252 or latin-1") from None
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except pd.errors.EmptyDataError:
@@ -43,23 +64,33 @@ def read_table(path: str | Path) -> pd.DataFrame:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{path}: cannot read flow table ({message})") from None
     table.columns = [str(name).strip() for name in table.columns]
+    repeated = sorted({name for name in table.columns if list(table.columns).count(name) > 1})
+    if repeated:
+        raise DataError(f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than once "
+                        "once surrounding spaces are stripped; rename one of each")
     return table
 
 
 def read_flows(
-    paths: list[str | Path], spec: ColumnSpec | None = None, cache_dir: str | Path | None = None
+    paths: list[str | Path],
+    spec: ColumnSpec | None = None,
+    cache_dir: str | Path | None = None,
+    encoding: str | None = None,
 ) -> tuple[pd.DataFrame, ColumnSpec, Extraction | None]:
     """Flows from flow tables or from packet captures (not a mix).
 
     Parameters
     ----------
     paths : list of paths
-        One or more CSV/Parquet tables, or pcap/pcapng captures (or folders of them).
+        One or more CSV/Parquet tables or Zeek logs, or pcap/pcapng captures (or folders
+        of them).
     spec : ColumnSpec, optional
         Column roles; None infers nfstream or CICFlowMeter from the columns, else guesses
         ports, addresses and timestamps from common column names (``guess_spec``).
     cache_dir : path, optional
         Extraction cache for captures, see :func:`extract_flows`.
+    encoding : str, optional
+        Text encoding of CSV tables and logs, see :func:`read_table`.
 
     Returns
     -------
@@ -82,7 +113,7 @@ def read_flows(
         return extraction.flows, spec or infer_spec(extraction.flows), extraction
     if any(captures):
         raise DataError("give either packet captures or flow tables, not both")
-    tables = [read_table(path) for path in paths]
+    tables = [read_table(path, encoding) for path in paths]
     flows = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
     if flows.empty:
         raise DataError(f"{paths[0]}: the flow table has no rows")

@@ -1,11 +1,18 @@
 """Which flow columns are features, which are ports, which are nominal, and which must go.
 
-A :class:`ColumnSpec` says how to read a flow table: the label column, the columns that are
-never features (identifiers, addresses, timestamps, a labeller's own outputs), the port
-columns and the nominal (categorical) ones. Two specs are built in, for nfstream flows and
-for CICFlowMeter CSVs; any other CSV/Parquet takes a spec from a small YAML file, or,
-without one, a spec guessed from common column names (:func:`guess_spec`: ports such as
-``src_port``/``dport``/``*_port``; addresses, timestamps and flow ids left out).
+A :class:`ColumnSpec` says how to read a flow table: the label column, the other label
+columns (never features), the columns that are never features (identifiers, addresses,
+timestamps, a labeller's own outputs), the port columns and the nominal (categorical) ones.
+Two specs are built in, for nfstream flows and for CICFlowMeter CSVs; any other table takes a
+spec from a small YAML file, or, without one, a spec guessed from common column names
+(:func:`guess_spec`), which knows the spellings of CICFlowMeter (2017 and 2018), UNSW-NB15,
+Zeek conn.log, nfdump/NetFlow (NF-* tables) and nfstream: ports such as ``src_port``,
+``id.orig_p``, ``sport``/``dsport``, ``sp``/``dp``, ``Dst Port``; addresses
+(``id.orig_h``, ``sa``/``da``, ``srcip``, ``Src IP``), timestamps (``ts``, ``te``,
+``stime``, ``FLOW_START_MILLISECONDS``), row ids (``uid``, ``Flow ID``, ``pkSeqID``,
+``seq``) and label columns (``Label``, ``detailed-label``, ``attack_cat``, ``Attack``,
+``category``). Addresses are never features by default: they identify the capture's hosts,
+not the traffic type, and inflate accuracy on flows from the same capture.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,6 +54,9 @@ class ColumnSpec(BaseModel):
     ----------
     label : str or None
         Column holding the traffic type; None when only classifying.
+    labels : list of str
+        Label-like columns (e.g. ``Label`` and ``attack_cat``): whichever is not the label
+        is never a feature (it would give the answer away).
     features : list of str or None
         The feature columns; None takes every column that is not the label, not excluded
         and not the capture column.
@@ -60,6 +71,7 @@ class ColumnSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: str | None = None
+    labels: list[str] = Field(default_factory=list)
     features: list[str] | None = None
     exclude: list[str] = Field(default_factory=list)
     ports: list[str] = Field(default_factory=list)
@@ -84,8 +96,14 @@ class ColumnSpec(BaseModel):
                             "check the column spec or the --label name")
         if self.features is not None:
             return list(self.features)
-        dropped = {*self.exclude, CAPTURE_COLUMN, self.label}
+        dropped = {*self.exclude, *self.labels, CAPTURE_COLUMN, self.label}
         return [name for name in columns if name not in dropped]
+
+    def key_columns(self, columns: list[str]) -> list[str]:
+        """The columns of a table with ``columns`` that identify a flow, in table order: the
+        capture, row ids, addresses, ports and timestamps (for predictions, never features)."""
+        return [name for name in columns if name == CAPTURE_COLUMN or name in self.ports
+                or column_role(name) in KEY_ROLES]
 
 
 NFSTREAM_SPEC = ColumnSpec(
@@ -96,6 +114,7 @@ NFSTREAM_SPEC = ColumnSpec(
 )
 CIC_SPEC = ColumnSpec(
     label="Label",
+    labels=["Label", "Attempted Category"],
     exclude=list(CIC_EXCLUDED),
     ports=["Source Port", "Destination Port"],
     categorical=["Protocol"],
@@ -120,61 +139,80 @@ def infer_spec(frame: pd.DataFrame) -> ColumnSpec:
 
 
 # Names are compared lower-cased with spaces, dashes and dots as underscores.
-PORT_NAMES = frozenset({"port", "sport", "dport", "srcport", "dstport", "sourceport", "destinationport"})
+PORT_NAMES = frozenset({"port", "sport", "dport", "dsport", "sp", "dp", "srcport", "dstport", "sourceport",
+                        "destinationport", "id_orig_p", "id_resp_p"})
 ADDRESS_SUFFIXES = ("ip", "ipv4", "ipv6", "mac", "addr", "address", "oui")
-ADDRESS_NAMES = frozenset({"ip", "mac", "saddr", "daddr", "srcip", "dstip", "sourceip", "destinationip",
-                           "srcaddr", "dstaddr", "ip_src", "ip_dst", "ipv4_src", "ipv4_dst", "ipv6_src",
-                           "ipv6_dst", "eth_src", "eth_dst", "mac_src", "mac_dst"})
-TIME_NAMES = frozenset({"timestamp", "ts", "time", "date", "datetime", "stime", "ltime", "start_time",
+ADDRESS_NAMES = frozenset({"ip", "mac", "sa", "da", "saddr", "daddr", "srcip", "dstip", "sourceip",
+                           "destinationip", "srcaddr", "dstaddr", "ip_src", "ip_dst", "ipv4_src", "ipv4_dst",
+                           "ipv6_src", "ipv6_dst", "eth_src", "eth_dst", "mac_src", "mac_dst", "id_orig_h",
+                           "id_resp_h", "smac", "dmac"})
+TIME_NAMES = frozenset({"timestamp", "ts", "te", "time", "date", "datetime", "stime", "ltime", "start_time",
                         "end_time", "starttime", "endtime", "first_seen", "last_seen", "flow_start",
-                        "flow_end", "start", "end"})
+                        "flow_end", "start", "end", "flow_start_milliseconds", "flow_end_milliseconds",
+                        "first_switched", "last_switched"})
 TIME_SUFFIXES = ("timestamp", "ts", "seen", "seen_ms", "start_time", "end_time", "datetime")
-ID_NAMES = frozenset({"id", "uid", "flow_id", "flowid", "flow_key", "expiration_id", "conn_id", "session_id"})
-NOMINAL_NAMES = frozenset({"protocol", "proto", "ip_proto", "ip_protocol", "l4_proto", "ip_version",
-                           "protocol_type"})
+ID_NAMES = frozenset({"id", "uid", "flow_id", "flowid", "flow_key", "expiration_id", "conn_id", "session_id",
+                      "pkseqid", "seq", "index"})
+UNNAMED_INDEX = re.compile(r"^unnamed:?_\d+$")  # a row index pandas wrote as a column
+LABEL_NAMES = frozenset({"label", "labels", "detailed_label", "attack_cat", "attack", "category",
+                         "subcategory", "attack_category", "attempted_category", "attack_type", "class",
+                         "application_name", "application_category_name"})
+NOMINAL_NAMES = frozenset({"protocol", "proto", "pr", "ip_proto", "ip_protocol", "l4_proto", "l7_proto",
+                           "ip_version", "protocol_type"})
+Role = Literal["port", "address", "time", "id", "label", "nominal"]
+KEY_ROLES: frozenset[Role] = frozenset({"port", "address", "time", "id"})
 
 
 def _normalised_name(name: str) -> str:
     return re.sub(r"[\s.\-]+", "_", name.strip().lower())
 
 
-def _is_port(name: str) -> bool:
-    return name in PORT_NAMES or name.endswith("_port")
-
-
-def _is_identifier(name: str) -> bool:
-    """An address, a timestamp or a flow id: never a feature."""
-    if name in ADDRESS_NAMES or name in TIME_NAMES or name in ID_NAMES:
-        return True
-    return any(name.endswith("_" + suffix) for suffix in (*ADDRESS_SUFFIXES, *TIME_SUFFIXES))
+def column_role(column: str) -> Role | None:
+    """The role a column's name gives it (case, spaces, dots and dashes ignored), or None for
+    an ordinary characteristic."""
+    name = _normalised_name(column)
+    if name in PORT_NAMES or name.endswith("_port"):
+        return "port"
+    if name in ADDRESS_NAMES or name.endswith(tuple("_" + suffix for suffix in ADDRESS_SUFFIXES)):
+        return "address"
+    if name in TIME_NAMES or name.endswith(tuple("_" + suffix for suffix in TIME_SUFFIXES)):
+        return "time"
+    if name in ID_NAMES or UNNAMED_INDEX.match(name):
+        return "id"
+    if name in LABEL_NAMES:
+        return "label"
+    if name in NOMINAL_NAMES:
+        return "nominal"
+    return None
 
 
 def guess_spec(columns: Iterable[str]) -> ColumnSpec:
-    """A spec for a table with no spec, from common column names (case, spaces and dashes
-    ignored).
+    """A spec for a table with no spec, from common column names (:func:`column_role`).
 
-    Ports (``src_port``, ``dst_port``, ``sport``, ``dport``, ``Dst Port``, ``*_port``) stay
-    integers; addresses (``src_ip``, ``*_ip``, ``*_mac``, ``*_addr``), timestamps
-    (``timestamp``, ``ts``, ``*_time`` of a start or end, ``*_seen_ms``) and flow ids are
-    left out; protocol and IP-version columns are nominal. Other columns are features,
-    numeric or nominal by their values. A ``--spec`` file overrides all of this.
+    Ports (``src_port``, ``id.orig_p``, ``sport``, ``dsport``, ``sp``, ``Dst Port``,
+    ``*_port``) stay integers; addresses (``src_ip``, ``id.orig_h``, ``sa``, ``*_ip``,
+    ``*_mac``, ``*_addr``), timestamps (``timestamp``, ``ts``, ``te``, ``stime``,
+    ``FLOW_START_MILLISECONDS``, ``*_seen_ms``) and row ids (``Flow ID``, ``uid``,
+    ``pkSeqID``, ``seq``) are left out; label columns (``label``, ``detailed-label``,
+    ``attack_cat``, ``Attack``, ``category``) are features never, whichever is the label;
+    protocol and IP-version columns are nominal. Other columns are features, numeric or
+    nominal by their values. A ``--spec`` file overrides all of this.
     """
-    ports, exclude, categorical = [], [], []
+    roles: dict[Role, list[str]] = {"port": [], "address": [], "time": [], "id": [], "label": [], "nominal": []}
+    exclude = []
     for column in columns:
-        name = _normalised_name(column)
-        if _is_port(name):
-            ports.append(column)
-        elif _is_identifier(name):
+        role = column_role(column)
+        if role in ("address", "time", "id"):
             exclude.append(column)
-        elif name in NOMINAL_NAMES:
-            categorical.append(column)
-    return ColumnSpec(exclude=exclude, ports=ports, categorical=categorical)
+        elif role is not None:
+            roles[role].append(column)
+    return ColumnSpec(exclude=exclude, ports=roles["port"], categorical=roles["nominal"], labels=roles["label"])
 
 
 def describe_guess(spec: ColumnSpec) -> str:
     """One line saying what :func:`guess_spec` decided, for a notice on stderr."""
     parts = [f"{role}: {', '.join(names)}" for role, names in
              (("ports (kept as integers)", spec.ports), ("left out (addresses, times, ids)", spec.exclude),
-              ("nominal", spec.categorical)) if names]
+              ("label columns (never features)", spec.labels), ("nominal", spec.categorical)) if names]
     found = "; ".join(parts) if parts else "no port, address or timestamp column recognised"
     return f"no --spec given, column roles guessed from their names: {found}; pass --spec to override"
