@@ -39,8 +39,8 @@ class ModelConfig(_Section):
 
 
 class TrainConfig(_Section):
-    mode: Literal["sync"] = "sync"  # the asynchronous mode is planned
-    rounds: int = Field(30, ge=1)  # sync rounds (async: aggregations)
+    mode: Literal["sync", "async"] = "sync"  # async: aggregate each update as it arrives (docs/async.md)
+    rounds: int = Field(30, ge=1)  # sync rounds (async: aggregations, i.e. new global versions)
     clients_per_round: int = Field(10, ge=1)  # cohort size per round
     local_epochs: int = Field(1, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -51,12 +51,54 @@ class TrainConfig(_Section):
     target_accuracy: float | None = Field(None, gt=0, le=1)  # for time_to_target_s
     deadline_s: float | None = Field(None, gt=0)  # drop devices finishing later; an empty round lasts this long
     eval_batch_size: int = Field(1000, ge=1)
+    concurrency: int | None = Field(None, ge=1)  # async: devices training at once; None = clients_per_round
+    max_virtual_time_s: float | None = Field(None, gt=0)  # async: stop when the virtual clock passes this
+    max_staleness: int | None = Field(None, ge=0)  # async: reject updates more versions old than this
+    task_timeout_s: float | None = Field(None, gt=0)  # stop waiting for a task after this; sync: like deadline_s
+
+
+ASYNC_STRATEGY_KEYS: dict[str, tuple[str, ...]] = {  # each asynchronous strategy's own keys
+    "fedasync": ("alpha", "staleness", "staleness_a", "staleness_b"),
+    "fedbuff": ("buffer_size",),
+    "fedasmu": ("mix_scale", "meta_lr", "refresh_at", "refresh_beta"),
+}
+ASYNC_STRATEGY_DEFAULTS: dict[str, Any] = {
+    "alpha": 0.6, "staleness": "polynomial", "staleness_a": 0.5, "staleness_b": 4,
+    "buffer_size": 10, "mix_scale": 1.0, "meta_lr": 0.05, "refresh_at": 0.5, "refresh_beta": 0.5,
+}
 
 
 class StrategyConfig(_Section):
-    name: str = "fedavg"  # fedavg | fedprox | fednova
+    name: str = "fedavg"  # fedavg | fedprox | fednova | fedasync | fedbuff | fedasmu
     mu: float = Field(0.01, ge=0)  # FedProx proximal coefficient
-    server_lr: float = Field(1.0, gt=0)  # global step size applied to the aggregated delta
+    server_lr: float = Field(1.0, gt=0)  # global step size applied to the aggregated delta (FedBuff's eta_g)
+    # asynchronous strategies (docs/async.md); null for the others, filled with defaults for the chosen one
+    alpha: float | None = Field(None, gt=0, le=1)  # fedasync: mixing weight before the staleness factor
+    staleness: Literal["constant", "polynomial", "hinge"] | None = None  # fedasync: s(t - o)
+    staleness_a: float | None = Field(None, ge=0)  # fedasync: exponent (polynomial) or slope (hinge)
+    staleness_b: int | None = Field(None, ge=0)  # fedasync: hinge threshold in versions
+    buffer_size: int | None = Field(None, ge=1)  # fedbuff: K updates buffered per aggregation
+    mix_scale: float | None = Field(None, gt=0)  # fedasmu: mu in alpha = mu*xi / (1 + mu*xi)
+    meta_lr: float | None = Field(None, ge=0)  # fedasmu: step size of the server-side steps on lambda, sigma, iota
+    refresh_at: float | None = Field(None, ge=0, lt=1)  # fedasmu: share of local steps before the refresh; 0 = never
+    refresh_beta: float | None = Field(None, ge=0, le=1)  # fedasmu: bound on the device's blend weight beta
+
+    @model_validator(mode="after")
+    def _own_keys_only(self) -> StrategyConfig:
+        own = ASYNC_STRATEGY_KEYS.get(self.name, ())
+        for key in (k for keys in ASYNC_STRATEGY_KEYS.values() for k in keys):
+            if key in own and getattr(self, key) is None:
+                object.__setattr__(self, key, ASYNC_STRATEGY_DEFAULTS[key])
+            elif key not in own and getattr(self, key) is not None:
+                owners = ", ".join(n for n, keys in ASYNC_STRATEGY_KEYS.items() if key in keys)
+                raise ConfigError(f"strategy.{key} is not a key of strategy {self.name!r}; remove it "
+                                  f"(it belongs to {owners})")
+        return self
+
+
+class DropoutConfig(_Section):
+    mean_online_s: float = Field(gt=0)  # mean length of an online period (exponential)
+    mean_offline_s: float = Field(gt=0)  # mean length of an offline period (exponential)
 
 
 class FleetConfig(_Section):
@@ -66,6 +108,9 @@ class FleetConfig(_Section):
     bandwidth_mbps: float = Field(20.0, gt=0)  # median uplink bandwidth; downlink is 5x
     availability: float = Field(1.0, gt=0, le=1)  # probability a device is online at a round
     fluctuation: float = Field(0.2, ge=0)  # shifted-exponential compute noise, relative
+    failure_rate: float = Field(0.0, ge=0, lt=1)  # probability a dispatched task never returns
+    dropout: DropoutConfig | None = None  # on/off periods of every device on the virtual clock
+    trace: str | None = None  # availability trace file (CSV or JSON of online intervals; docs/async.md)
 
 
 class ValidationConfig(_Section):
@@ -100,6 +145,16 @@ class RunConfig(_Section):
                 f"train.clients_per_round ({self.train.clients_per_round}) exceeds "
                 f"data.num_clients ({self.data.num_clients})"
             )
+        is_async = self.strategy.name in ASYNC_STRATEGY_KEYS
+        if self.train.mode == "async" and not is_async:
+            raise ConfigError(f"strategy {self.strategy.name!r} is synchronous; with train.mode=async choose one "
+                              f"of {', '.join(ASYNC_STRATEGY_KEYS)}")
+        if self.train.mode == "sync" and is_async:
+            raise ConfigError(f"strategy {self.strategy.name!r} is asynchronous; set train.mode=async")
+        faulty = self.fleet.failure_rate > 0 or self.fleet.dropout is not None or self.fleet.trace is not None
+        if self.train.mode == "sync" and faulty and self.train.deadline_s is None and self.train.task_timeout_s is None:
+            raise ConfigError("a sync round with failing or vanishing devices would wait forever; "
+                              "set train.deadline_s or train.task_timeout_s")
         return self
 
 

@@ -19,6 +19,7 @@ class EngineStream(IntEnum):
     PARTITION = 101  # which training samples each client holds
     TEST_SUBSAMPLE = 102  # the evaluated share of the test set (data.test_fraction)
     ROUNDS = 103  # device availability, cohort selection and update times, round by round
+    DROPOUT = 104  # on/off periods of each device (fleet.dropout), one sub-stream per device
     FLEET = 0xF1EE7  # device speeds and bandwidths
 
 

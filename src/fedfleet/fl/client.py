@@ -26,8 +26,15 @@ class LocalTrainer:
         self.loss_fn = loss_fn or nn.CrossEntropyLoss()
 
     def train(self, task: TrainTask, data: ArrayDataset) -> ClientUpdate:
-        """Train from ``task.params`` on ``data`` and return the parameter delta."""
+        """Train from ``task.params`` on ``data`` and return the parameter delta.
+
+        With ``task.steps = (first, stop)`` only those steps of the plan's batch schedule run
+        (the schedule is the same as for the whole task), so a task split into segments that
+        each start from the previous segment's parameters trains exactly as one task would
+        (the optimiser's momentum restarts at each segment).
+        """
         plan = task.plan
+        first, stop = task.steps or (0, None)
         set_flat(self.model, task.params)
         self.model.train()
         anchor = [p.detach().clone() for p in self.model.parameters()] if plan.prox_mu > 0 else None
@@ -35,10 +42,13 @@ class LocalTrainer:
             self.model.parameters(), lr=plan.lr, momentum=plan.momentum, weight_decay=plan.weight_decay
         )
         generator = torch.Generator().manual_seed(task.seed)
-        steps, loss_sum = 0, 0.0
+        steps, loss_sum, index = 0, 0.0, 0
         for _ in range(plan.epochs):
             order = torch.randperm(len(data), generator=generator)
             for batch in order.split(plan.batch_size):
+                index += 1
+                if index <= first or (stop is not None and index > stop):
+                    continue
                 loss = self.loss_fn(self.model(data.x[batch]), data.y[batch])
                 if anchor is not None:
                     loss = loss + proximal_term(self.model, anchor, plan.prox_mu)

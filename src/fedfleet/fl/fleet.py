@@ -80,12 +80,22 @@ class TimeModel:
         rng: np.random.Generator,
     ) -> float:
         """Seconds from sending the model to receiving the update."""
+        download, compute, upload = self.phases(device, num_samples, epochs, num_params, rng)
+        return download + compute + upload
+
+    def phases(
+        self,
+        device: DeviceProfile,
+        num_samples: int,
+        epochs: int,
+        num_params: int,
+        rng: np.random.Generator,
+    ) -> tuple[float, float, float]:
+        """(download, compute, upload) seconds of one update; one draw from ``rng``."""
         megabits = num_params * BYTES_PER_PARAM * 8 / 1e6
-        download = megabits / device.downlink_mbps
-        upload = megabits / device.uplink_mbps
         stretch = 1.0 + self.fluctuation * rng.exponential(1.0)
         compute = num_samples * epochs / device.speed * stretch
-        return download + compute + upload
+        return megabits / device.downlink_mbps, compute, megabits / device.uplink_mbps
 
 
 class VirtualClock:

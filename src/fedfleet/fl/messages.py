@@ -36,6 +36,7 @@ class TrainTask:
     base_version: int
     plan: LocalTrainingPlan
     seed: int  # seeds the client's batch order, so a task's result does not depend on scheduling
+    steps: tuple[int, int] | None = None  # run only local steps [first, stop) of the plan's schedule; None = all
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,12 @@ from torch import nn
 from fedfleet.backends.local import LocalBackend
 from fedfleet.config import RunConfig, load_config
 from fedfleet.errors import CheckpointError
+from fedfleet.fl.async_runner import AsyncRunner
 from fedfleet.fl.backend import ClientHook
 from fedfleet.fl.callbacks import Callback
 from fedfleet.fl.checkpoint import check_fingerprint, load_checkpoint
 from fedfleet.fl.client import LocalTrainer
+from fedfleet.fl.faults import build_availability
 from fedfleet.fl.federated_data import FederatedData, build_federated_data
 from fedfleet.fl.fleet import TimeModel, make_fleet
 from fedfleet.fl.run_dir import CONFIG_FILE, RunDirectory, prepare_new_run_dir
@@ -62,8 +64,8 @@ def build_runner(
     selector: Selector | None = None,
     callbacks: Sequence[Callback] = (),
     client_hooks: Sequence[ClientHook] = (),
-) -> SyncRunner:
-    """Assemble the synchronous runner; any part left as None is built from ``config``."""
+) -> SyncRunner | AsyncRunner:
+    """Assemble the runner of ``config.train.mode``; any part left as None is built from ``config``."""
     data = data or build_federated_data(config.data, config.seed)
     if model is None:
         torch.manual_seed(config.seed)
@@ -82,6 +84,9 @@ def build_runner(
     run_dir = RunDirectory(out_dir) if out_dir is not None else None
     if run_dir:
         run_dir.write_config(config)
+    availability = build_availability(config.fleet.dropout, config.fleet.trace, len(data.clients), config.seed)
+    if config.train.mode == "async":
+        return AsyncRunner(config, parts, run_dir, availability)
     return SyncRunner(config, parts, run_dir)
 
 
