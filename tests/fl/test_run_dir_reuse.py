@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 import yaml
 
 from fedfleet import api
@@ -10,6 +11,8 @@ from fedfleet.config import load_config
 from fedfleet.data.datasets import load_digits
 from fedfleet.errors import CheckpointError, ConfigError
 from fedfleet.fl import resume_simulation, run_simulation
+from fedfleet.fl.checkpoint import load_checkpoint, save_checkpoint
+from fedfleet.fl.strategies import FedAvg
 from fedfleet.models import build_model
 from tests.fl.test_runs import StopAfter, without_wall_time
 from tests.fl.test_validation import PoisonClient
@@ -108,3 +111,23 @@ def test_a_damaged_line_inside_rejections_is_one_clear_error(digits_config, tmp_
     (run_dir / "rejections.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(CheckpointError, match=r"rejections\.jsonl line 1 is not a record"):
         resume_simulation(run_dir, client_hooks=[PoisonClient(3)])
+
+
+def test_resume_refuses_parameters_of_the_wrong_size(digits_config, tmp_path):
+    _, run_dir = interrupted_run(digits_config, tmp_path)
+    state = load_checkpoint(run_dir / "checkpoint")
+    state.params = torch.zeros(5)  # a hand-made checkpoint whose fingerprint still matches
+    save_checkpoint(run_dir / "checkpoint", state)
+    with pytest.raises(CheckpointError, match=r"parameters of shape \(5,\)"):
+        resume_simulation(run_dir)
+
+
+class NeedsMomentum(FedAvg):
+    def load_state_dict(self, state):
+        self.momentum = state["momentum"]
+
+
+def test_a_strategy_state_the_strategy_cannot_load_is_one_clear_error(digits_config, tmp_path):
+    _, run_dir = interrupted_run(digits_config, tmp_path)
+    with pytest.raises(CheckpointError, match=r"strategy state this run cannot load \(KeyError: 'momentum'\)"):
+        resume_simulation(run_dir, strategy=NeedsMomentum())

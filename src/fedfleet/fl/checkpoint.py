@@ -58,8 +58,13 @@ def run_fingerprint(config: BaseModel, params: torch.Tensor) -> dict[str, Any]:
 
 
 def check_fingerprint(state: RunState, expected: dict[str, Any], run_dir: Path) -> None:
-    """Refuse to resume ``run_dir`` from a checkpoint another config (or model) wrote."""
+    """Refuse to resume ``run_dir`` from a checkpoint another config (or model) wrote, or with damaged parameters."""
     if state.fingerprint == expected:
+        num_params = expected.get("num_params")
+        if state.params.dtype != torch.float32 or tuple(state.params.shape) != (num_params,):
+            raise CheckpointError(f"the checkpoint in {run_dir} holds parameters of shape "
+                                  f"{tuple(state.params.shape)} ({state.params.dtype}), not the model's "
+                                  f"{num_params} float32 values; it is damaged: start the run again")
         return
     ours, theirs = expected.get("config", {}), state.fingerprint.get("config", {})
     differing = sorted(_differing_keys(ours, theirs)) if isinstance(theirs, dict) else ["config"]

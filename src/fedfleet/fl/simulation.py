@@ -141,6 +141,10 @@ def resume_simulation(run_dir: str | Path, data: FederatedData | None = None, **
     with torch_threads(config.backend.threads):
         runner = build_runner(config, data, out_dir=run_dir, **parts)
         check_fingerprint(state, runner.state.fingerprint, run_dir)
-        runner.resume_from(state)
+        try:
+            runner.resume_from(state)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise CheckpointError(f"the checkpoint in {run_dir} holds a strategy state this run cannot load "
+                                  f"({type(exc).__name__}: {exc}); it is damaged: start the run again") from None
         summary = runner.run()
     return RunResult(config, runner.state.records, summary, runner.parts.model, run_dir)
