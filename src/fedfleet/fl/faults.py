@@ -110,7 +110,7 @@ def read_trace(path: str | Path, num_devices: int) -> TraceAvailability:
             rows = [(int(device), float(a), float(b)) for device, pairs in raw.items() for a, b in pairs]
         else:
             reader = csv.DictReader(text.splitlines())
-            if reader.fieldnames is None or set(reader.fieldnames) < {"device_id", "start_s", "end_s"}:
+            if reader.fieldnames is None or not {"device_id", "start_s", "end_s"} <= set(reader.fieldnames):
                 raise ValueError("the CSV needs the header device_id,start_s,end_s")
             rows = [(int(r["device_id"]), float(r["start_s"]), float(r["end_s"])) for r in reader]
     except (ValueError, TypeError, KeyError) as exc:

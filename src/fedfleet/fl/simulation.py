@@ -87,7 +87,7 @@ def build_runner(
     availability = build_availability(config.fleet.dropout, config.fleet.trace, len(data.clients), config.seed)
     if config.train.mode == "async":
         return AsyncRunner(config, parts, run_dir, availability)
-    return SyncRunner(config, parts, run_dir)
+    return SyncRunner(config, parts, run_dir, availability)
 
 
 def run_simulation(

@@ -17,6 +17,7 @@ from fedfleet.fl.backend import Backend, ClientHook
 from fedfleet.fl.callbacks import Callback
 from fedfleet.fl.checkpoint import RunState, run_fingerprint, save_checkpoint
 from fedfleet.fl.client import evaluate
+from fedfleet.fl.faults import Availability
 from fedfleet.fl.federated_data import FederatedData
 from fedfleet.fl.fleet import BYTES_PER_PARAM, DeviceProfile, TimeModel, VirtualClock
 from fedfleet.fl.history import summarise
@@ -78,12 +79,17 @@ class SyncRunner:
     parts : RunnerParts
     run_dir : RunDirectory, optional
         Where metrics, checkpoints, the model and the summary go; None keeps everything in memory.
+    availability : Availability, optional
+        When each device is online (fleet.dropout or fleet.trace); default always.
     """
 
-    def __init__(self, config: RunConfig, parts: RunnerParts, run_dir: RunDirectory | None = None) -> None:
+    def __init__(self, config: RunConfig, parts: RunnerParts, run_dir: RunDirectory | None = None,
+                 availability: Availability | None = None) -> None:
         self.config = config
         self.parts = parts
         self.run_dir = run_dir
+        self.availability = availability or Availability()
+        self.stop_reason: str | None = None
         self.plan = plan_from_config(config)
         parts.strategy.setup(FederationInfo(parts.data.num_samples(), parts.data.label_histograms()))
         params = get_flat(parts.model)
@@ -120,6 +126,9 @@ class SyncRunner:
             callback.on_start(rounds, state.step)
         for round_index in range(state.step + 1, rounds + 1):
             outcome = self._round(round_index, rng)
+            if self.stop_reason is not None:
+                log.warning("stopped before round %d: %s", round_index, self.stop_reason)
+                break
             clock.advance_to(clock.now + outcome.duration_s)
             totals = state.totals
             totals["updates_accepted"] += len(outcome.accepted)
@@ -144,7 +153,7 @@ class SyncRunner:
                 callback.on_step_end(round_index, record)
         summary = {**summarise(state.records, config.train.target_accuracy),
                    "rounds": state.step, "strategy": config.strategy.name,
-                   "dropped": state.totals["dropped"]}
+                   "dropped": state.totals["dropped"], "stop_reason": self.stop_reason}
         set_flat(parts.model, state.params)
         if self.run_dir:
             self.run_dir.write_summary(summary)
@@ -159,11 +168,16 @@ class SyncRunner:
 
     def _round(self, round_index: int, rng: np.random.Generator) -> RoundOutcome:
         config, parts, params = self.config, self.parts, self.state.params
-        online = np.array([d.device_id for d in parts.fleet if rng.random() < d.availability])
+        now, present = self.state.clock, self.availability
+        online = np.array([d.device_id for d in parts.fleet
+                           if rng.random() < d.availability and present.online(d.device_id, now)])
         if len(online) == 0:
             log.warning("round %d: no device online", round_index)
+            comebacks = [t for d in parts.fleet if (t := present.next_online(d.device_id, now)) is not None]
+            if not comebacks:
+                self.stop_reason = "every device is gone: no device will be online again (fleet.trace or fleet.dropout)"
             waited = config.train.deadline_s or 0.0  # with a deadline, the server waits it out
-            return RoundOutcome([], [], 0, waited, 0, 0)
+            return RoundOutcome([], [], 0, max(waited, min(comebacks, default=now) - now), 0, 0)
         chosen = parts.selector.select(round_index, online, config.train.clients_per_round, rng)
         plan = parts.strategy.configure_train(self.plan, round_index)
         sizes = parts.data.num_samples()
@@ -171,7 +185,12 @@ class SyncRunner:
             parts.time_model.update_time(parts.fleet[c], int(sizes[c]), plan.epochs, params.numel(), rng)
             for c in chosen
         ])
-        deadline = config.train.deadline_s
+        lost = np.array([present.online_until(int(c), now) < now + t for c, t in zip(chosen, durations, strict=True)])
+        if config.fleet.failure_rate > 0:
+            lost |= rng.random(len(chosen)) < config.fleet.failure_rate
+        durations = np.where(lost, np.inf, durations)  # a lost task never returns
+        limits = [t for t in (config.train.deadline_s, config.train.task_timeout_s) if t is not None]
+        deadline = min(limits) if limits else None
         finishing = chosen if deadline is None else chosen[durations <= deadline]
         dropped = len(chosen) - len(finishing)
         duration = float(durations.max()) if deadline is None else float(deadline if dropped else durations.max())
