@@ -15,7 +15,8 @@ from fedfleet.traffic.schema import ColumnSpec
 
 def empty_columns_table(rows: int = 200) -> pd.DataFrame:
     """Separable flows with the empty columns real tables carry: CIC-IDS2017's relabelled
-    ``Attempted Category`` (-1 everywhere), Zeek's unset ``local_orig`` and ``tunnel_parents``."""
+    ``Attempted Category`` (-1 everywhere), Zeek's unset ``local_orig`` and empty
+    ``tunnel_parents`` (``(empty)`` once a log is written as CSV)."""
     rng = np.random.default_rng(0)
     label = np.where(np.arange(rows) % 2 == 0, "a", "b")
     return pd.DataFrame({
@@ -31,7 +32,7 @@ def empty_columns_table(rows: int = 200) -> pd.DataFrame:
 def test_all_null_columns_are_dropped_and_named():
     table = empty_columns_table().drop(columns=["label"])
     pre = TrafficPreprocessor(ports=(), categorical=("tunnel_parents",)).fit(table)
-    assert pre.dropped_ == ["Attempted Category", "local_orig", "rate"]
+    assert pre.dropped_ == ["Attempted Category", "local_orig", "tunnel_parents", "rate"]
     assert "Attempted Category" not in pre.get_feature_names_out()
     out = pre.transform(table)
     assert out.shape == (len(table), len(pre.get_feature_names_out()))
@@ -43,7 +44,7 @@ def test_training_succeeds_on_a_table_with_empty_columns(classifier):
     table = empty_columns_table()
     params = {"epochs": 2} if classifier == "mlp" else {}
     model = fit_model(table, ColumnSpec(label="label"), classifier, classifier_params=params)
-    assert model.preprocessor.dropped_ == ["Attempted Category", "local_orig", "rate"]
+    assert model.preprocessor.dropped_ == ["Attempted Category", "local_orig", "tunnel_parents", "rate"]
     assert (model.predict(table) == table["label"]).mean() > 0.9
 
 

@@ -14,7 +14,8 @@ import pandas as pd
 
 MAX_PORT = 65535
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-MISSING_TEXT = frozenset({"nan", "-nan", "null", "none", "na", "n/a", "#n/a"})  # text read as missing
+# text read as missing; "(empty)" is Zeek's empty set, left as text when a log is converted to CSV
+MISSING_TEXT = frozenset({"nan", "-nan", "null", "none", "na", "n/a", "#n/a", "(empty)"})
 
 
 @dataclass(frozen=True)
@@ -64,5 +65,6 @@ def parse_numbers(column: pd.Series) -> np.ndarray:
 
 
 def missing_text(text: pd.Series) -> np.ndarray:
-    """Where stripped text is missing: null, empty, or a token such as ``NaN``, ``null``, ``N/A``."""
+    """Where stripped text is missing: null, empty, or a token such as ``NaN``, ``null``, ``N/A``,
+    ``(empty)``."""
     return np.asarray(text.isna() | (text == "") | text.str.lower().isin(MISSING_TEXT), dtype=bool)
