@@ -13,9 +13,9 @@ SPEC = ColumnSpec(label="label", exclude=["src_ip"], ports=["src_port", "dst_por
 FAST_MLP = {"epochs": 40, "hidden": (16,), "batch_size": 32}
 
 
-def fit(flows, classifier="tree", **kwargs):
+def fit(flows, classifier="tree", classifier_params=None, **kwargs):
     params = FAST_MLP if classifier == "mlp" else {}
-    return fit_model(flows, SPEC, classifier, classifier_params=params, **kwargs)
+    return fit_model(flows, SPEC, classifier, classifier_params=params | (classifier_params or {}), **kwargs)
 
 
 @pytest.mark.parametrize("classifier", ["tree", "mlp"])
@@ -116,3 +116,47 @@ def test_chunked_prediction_equals_one_pass(flows, monkeypatch):
     monkeypatch.setattr("fedfleet.traffic.model.PREDICT_CHUNK", 7)
     np.testing.assert_array_equal(model.predict_proba(flows), whole)
     assert model.predict(flows.iloc[:0]).shape == (0,)
+
+
+@pytest.mark.parametrize("params", [{}, {"early_stopping": True, "max_iter": 30}])
+def test_a_class_of_one_flow_trains_and_is_reported_too_small_to_validate(flows, params):
+    rare = flows.copy()
+    rare.loc[rare.index[:2], "label"] = ["Telnet", "SSH"]  # two classes of a single flow each
+    model = fit(rare, classifier_params=params)
+    assert {"Telnet", "SSH"} <= set(model.training["too_small_to_validate"])
+    assert model.training["class_flows"]["SSH"] == 1 and model.classes[:2] == ["DNS", "SSH"]
+    if params:  # early stopping held out a tenth of each large class; the rare ones are not validated
+        held_out = model.training["validation_flows"]
+        assert held_out == sum(int(n * 0.1) for n in rare["label"].value_counts())
+        assert model.training["too_small_to_validate"] == ["SSH", "Telnet"]
+    else:
+        assert model.training["validation_flows"] == 0 and model.training["iterations"] == 100
+
+
+def test_classifier_parameters_are_checked_before_training(flows):
+    with pytest.raises(ConfigError, match=r"no parameter 'max_iters'; known: .*max_iter"):
+        fit(flows, classifier_params={"max_iters": 3})
+    with pytest.raises(ConfigError, match=r"'max_iter' parameter .* must be an int"):
+        fit(flows, classifier_params={"max_iter": "many"})
+    with pytest.raises(ConfigError, match="class weight for Mail: no training flow"):
+        fit(flows, classifier_params={"class_weight": {"Mail": 2.0}})
+    with pytest.raises(ConfigError, match="hidden must list positive"):
+        fit(flows, "mlp", classifier_params={"hidden": [0]})
+    with pytest.raises(ConfigError, match="lr"):
+        fit(flows, "mlp", classifier_params={"lr": -1})
+
+
+@pytest.mark.parametrize("classifier", ["tree", "mlp"])
+def test_class_weight_shifts_predictions_towards_the_weighted_class(classifier):
+    from .conftest import make_flows
+
+    noisy = make_flows(rows_per_class=60, seed=3)
+    noisy["bidirectional_bytes"] = np.random.default_rng(0).normal(1000, 10, len(noisy))
+    noisy = noisy.drop(columns=["dst_port", "protocol", "proto_name", "bidirectional_packets",
+                                "bidirectional_duration_ms", "src_port"])  # nothing tells classes apart
+    spec = ColumnSpec(label="label", exclude=["src_ip"])
+    params = FAST_MLP if classifier == "mlp" else {"max_iter": 20}
+    plain = fit_model(noisy, spec, classifier, classifier_params=params).predict(noisy)
+    weighted = fit_model(noisy, spec, classifier,
+                         classifier_params=params | {"class_weight": {"VoIP": 50.0}}).predict(noisy)
+    assert (weighted == "VoIP").mean() > max((plain == "VoIP").mean(), 0.9)

@@ -1,34 +1,49 @@
 """A trained traffic model: column spec + fitted preprocessor + classifier, saved as one folder.
 
-A model folder holds ``model.json`` (format, classifier name and parameters, label,
-feature columns, column spec, classes), ``preprocessor.json`` (the fitted mapping and
-statistics, readable) and the classifier's weights: ``classifier.safetensors`` for the MLP,
-``classifier.joblib`` (a pickle: load only folders you trust) for the trees.
+A model folder holds ``model.json`` (the manifest: format, classifier name and parameters,
+label, feature columns, column spec, classes, what training saw), ``preprocessor.json``
+(the fitted mapping and statistics, readable) and ``classifier.safetensors`` (the MLP's
+weights or the trees' node arrays, see :mod:`fedfleet.traffic.weights`). Nothing in a
+folder is code: loading reads JSON and arrays and checks them, so a crafted folder is a
+one-line :class:`~fedfleet.errors.DataError`, never code that runs.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import joblib
 import numpy as np
 import pandas as pd
-from safetensors.torch import load_file, save_file
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fedfleet.errors import DataError
-from fedfleet.traffic.classifiers import MLPTrafficClassifier, build_classifier, build_mlp
+from fedfleet.errors import ConfigError, DataError
+from fedfleet.traffic.classifiers import build_classifier, fit_classifier
 from fedfleet.traffic.preprocess import TrafficPreprocessor
 from fedfleet.traffic.schema import CAPTURE_COLUMN, ColumnSpec
+from fedfleet.traffic.weights import load_mlp, load_tree, save_mlp, save_tree
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: trees pickled with joblib (refused: a pickle runs code when loaded)
 MODEL_FILE = "model.json"
 PREPROCESSOR_FILE = "preprocessor.json"
-MLP_WEIGHTS = "classifier.safetensors"
-TREE_FILE = "classifier.joblib"
+WEIGHTS_FILE = "classifier.safetensors"
 PREDICT_CHUNK = 10_000  # flows per classifier call in predict_proba
+
+
+class Manifest(BaseModel):
+    """``model.json``: what a model folder holds, checked field by field on load."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: Literal[2]
+    classifier: Literal["tree", "mlp"]
+    classifier_params: dict[str, Any]
+    classes: list[str] = Field(min_length=2)
+    features: list[str] = Field(min_length=1)
+    spec: ColumnSpec
+    training: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass
@@ -47,6 +62,11 @@ class TrafficModel:
         Fitted classifier with ``predict_proba`` and ``classes_``.
     classifier_name : str
         ``tree`` or ``mlp``.
+    training : dict
+        What fitting saw: ``flows``, ``class_flows`` (label -> count),
+        ``too_small_to_validate`` (labels), ``validation_flows`` and the tree's ``iterations``
+        (see :func:`~fedfleet.traffic.classifiers.fit_classifier`); empty for a model not
+        fitted by :func:`fit_model`.
     """
 
     spec: ColumnSpec
@@ -54,6 +74,7 @@ class TrafficModel:
     preprocessor: TrafficPreprocessor
     classifier: Any
     classifier_name: str
+    training: dict[str, Any] = field(default_factory=dict)
 
     @property
     def classes(self) -> list[str]:
@@ -127,61 +148,76 @@ class TrafficModel:
             "classes": self.classes,
             "features": self.features,
             "spec": self.spec.model_dump(),
+            "training": self.training,
         }
-        (directory / MODEL_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        (directory / MODEL_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
         (directory / PREPROCESSOR_FILE).write_text(json.dumps(self.preprocessor.to_dict(), indent=1) + "\n")
         if self.classifier_name == "mlp":
-            save_file(self.classifier.module_.state_dict(), str(directory / MLP_WEIGHTS))
+            save_mlp(self.classifier, directory / WEIGHTS_FILE)
         else:
-            joblib.dump(self.classifier, directory / TREE_FILE)
+            save_tree(self.classifier, directory / WEIGHTS_FILE)
         return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> TrafficModel:
-        """Read a model folder written by :meth:`save`.
+        """Read a model folder written by :meth:`save`, checking every file against the others.
 
         Raises
         ------
         DataError
-            When the folder or one of its files is missing or unreadable.
+            When the folder or one of its files is missing, unreadable, malformed or
+            inconsistent (classes, features or weights that do not fit together).
         """
         directory = Path(directory)
+        if directory.exists() and not directory.is_dir():
+            raise DataError(f"{directory} is a file, not a traffic model folder; give the folder "
+                            "`fedfleet traffic train --out` wrote")
+        manifest = _read_manifest(directory)
+        preprocessor = TrafficPreprocessor.from_dict(_read_json(directory / PREPROCESSOR_FILE))
+        if list(preprocessor.feature_names_in_) != manifest.features:
+            raise DataError(f"{directory}: {MODEL_FILE} and {PREPROCESSOR_FILE} list different feature columns; "
+                            "the folder was edited or mixed from two models, retrain")
+        if sorted(set(manifest.classes)) != manifest.classes:
+            raise DataError(f"{directory / MODEL_FILE}: classes must be distinct and sorted, as training wrote them")
+        params = {key: tuple(value) if isinstance(value, list) else value
+                  for key, value in manifest.classifier_params.items()}
+        seed = params.pop("random_state", 0)
         try:
-            meta = json.loads((directory / MODEL_FILE).read_text())
-            state = json.loads((directory / PREPROCESSOR_FILE).read_text())
-        except FileNotFoundError as exc:
-            raise DataError(f"{directory} is not a traffic model folder (no {Path(exc.filename).name})") from None
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{directory}: corrupt model file ({exc})") from None
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise DataError(f"{directory}: model format {meta.get('format_version')} is not "
-                            f"{FORMAT_VERSION}; retrain with this version of fedfleet")
-        name = meta["classifier"]
-        if name == "mlp":
-            classifier = _load_mlp(directory, meta)
-        else:
-            try:
-                classifier = joblib.load(directory / TREE_FILE)
-            except (OSError, EOFError) as exc:
-                raise DataError(f"{directory / TREE_FILE}: cannot read classifier ({exc})") from None
-        return cls(ColumnSpec.model_validate(meta["spec"]), list(meta["features"]),
-                   TrafficPreprocessor.from_dict(state), classifier, name)
+            recipe = build_classifier(manifest.classifier, seed if isinstance(seed, int) else 0, **params)
+        except ConfigError as exc:
+            raise DataError(f"{directory / MODEL_FILE}: classifier_params: {exc}") from None
+        loader = load_mlp if manifest.classifier == "mlp" else load_tree
+        width = len(preprocessor.feature_names_out_)
+        classifier = loader(directory / WEIGHTS_FILE, recipe.get_params(), manifest.classes, width)
+        return cls(manifest.spec, manifest.features, preprocessor, classifier, manifest.classifier,
+                   manifest.training)
 
 
-def _load_mlp(directory: Path, meta: dict[str, Any]) -> MLPTrafficClassifier:
-    params: dict[str, Any] = {key: tuple(value) if isinstance(value, list) else value
-                              for key, value in meta["classifier_params"].items()}
-    classifier = MLPTrafficClassifier(**params)
-    classifier.classes_ = np.asarray(meta["classes"], dtype=object)
+def _read_json(path: Path) -> Any:
+    """A JSON file's content; a missing, binary or malformed file is a DataError naming it."""
     try:
-        weights = load_file(str(directory / MLP_WEIGHTS))
-    except (OSError, RuntimeError) as exc:
-        raise DataError(f"{directory / MLP_WEIGHTS}: cannot read weights ({exc})") from None
-    classifier.n_features_in_ = int(weights["0.weight"].shape[1])
-    classifier.module_ = build_mlp(classifier.n_features_in_, len(classifier.classes_), classifier.hidden)
-    classifier.module_.load_state_dict(weights)
-    classifier.module_.eval()
-    return classifier
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path.parent} is not a traffic model folder (no {path.name})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc).split("\n")[0]
+        raise DataError(f"{path}: corrupt model file ({reason}); retrain or restore the folder") from None
+
+
+def _read_manifest(directory: Path) -> Manifest:
+    """``model.json``, refused when written by another format or edited into an invalid one."""
+    raw = _read_json(directory / MODEL_FILE)
+    version = raw.get("format_version") if isinstance(raw, dict) else None
+    if version != FORMAT_VERSION:
+        old = " (its trees are a pickle, which is never loaded)" if version == 1 else ""
+        raise DataError(f"{directory}: model format {version} is not {FORMAT_VERSION}{old}; "
+                        "retrain with this version of fedfleet")
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise DataError(f"{directory / MODEL_FILE}: {key}: {first['msg']}; the file was edited, retrain") from None
 
 
 def fit_model(
@@ -203,9 +239,12 @@ def fit_model(
     classifier : {"tree", "mlp"}
         Which classifier to train.
     preprocessing : dict, optional
-        Extra :class:`TrafficPreprocessor` parameters (e.g. ``port_mode="bucket"``).
+        Extra :class:`TrafficPreprocessor` parameters (e.g. ``port_mode="bucket"``); by
+        default values are normalised for the MLP only (trees compare raw values, which keeps
+        every distinct value apart).
     classifier_params : dict, optional
-        Extra classifier parameters.
+        Classifier parameters over its defaults (checked before any training), including
+        ``class_weight``.
     random_state : int
         Seed of the classifier.
 
@@ -218,6 +257,9 @@ def fit_model(
     ------
     DataError
         When the label is unset or missing, a listed column is missing, or a label is null.
+    ConfigError
+        For an unknown classifier parameter, a bad value, or a class weight for a label the
+        flows do not have.
     """
     if spec.label is None:
         raise DataError("no label column given; pass --label COLUMN (e.g. application_category_name)")
@@ -229,8 +271,21 @@ def fit_model(
     if labels.nunique() < 2:
         raise DataError(f"label column {spec.label!r} needs at least two classes to train on")
     preprocessor = TrafficPreprocessor(ports=tuple(spec.ports), categorical=tuple(spec.categorical),
-                                       **(preprocessing or {}))
-    inputs = preprocessor.fit_transform(flows[features])
+                                       **({"normalise": classifier == "mlp"} | (preprocessing or {})))
     model = build_classifier(classifier, random_state=random_state, **(classifier_params or {}))
-    model.fit(inputs, labels.astype(str).to_numpy())
-    return TrafficModel(spec, features, preprocessor, model, classifier)
+    targets = labels.astype(str).to_numpy()
+    _check_class_weight(model.get_params().get("class_weight"), targets)
+    inputs = preprocessor.fit_transform(flows[features])
+    info = fit_classifier(model, inputs, targets)
+    classes, counts = np.unique(targets, return_counts=True)
+    training = {"flows": len(targets), "class_flows": dict(zip(classes.tolist(), counts.tolist(), strict=True))} | info
+    return TrafficModel(spec, features, preprocessor, model, classifier, training)
+
+
+def _check_class_weight(class_weight: Any, labels: np.ndarray) -> None:
+    """Refuse a class-weight mapping that names a label the training flows do not have."""
+    if isinstance(class_weight, dict):
+        unknown = sorted(set(map(str, class_weight)) - set(labels))
+        if unknown:
+            raise ConfigError(f"class weight for {', '.join(unknown)}: no training flow has that label; "
+                              f"labels: {', '.join(sorted(set(labels))[:10])}")
