@@ -222,3 +222,17 @@ def test_segmented_local_training_equals_one_task():
     second = trainer.train(TrainTask(0, start + first.delta, 0, plan, seed=7, steps=(5, 10**9)), client)
     assert first.local_steps == 5 and first.local_steps + second.local_steps == whole.local_steps
     torch.testing.assert_close(start + first.delta + second.delta, start + whole.delta, rtol=0, atol=1e-6)
+
+
+def test_report_compares_async_and_sync_runs(tmp_path):
+    from fedfleet.report.runs import write_runs_report
+
+    sync = {**async_config(), "train": {"rounds": 3, "clients_per_round": 4}, "strategy": {"name": "fedavg"}}
+    run_simulation(load_config(sync), out_dir=tmp_path / "sync")
+    run_simulation(load_config(async_config("fedbuff"), ["strategy.buffer_size=2"]), out_dir=tmp_path / "fedbuff")
+    summary = json.loads((tmp_path / "fedbuff" / "summary.json").read_text())
+    assert sum(summary["participation"]) == summary["updates_accepted"]
+    assert sum(summary["staleness_counts"].values()) == summary["updates_accepted"] + summary["updates_rejected"]
+    page = write_runs_report([tmp_path / "sync", tmp_path / "fedbuff"], tmp_path / "report.html").read_text()
+    for figure in ("accuracy_time", "staleness", "participation"):
+        assert f"report_{figure}.png" in page and (tmp_path / f"report_{figure}.png").exists()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from fedfleet.config import FleetConfig
+from fedfleet.errors import ConfigError
 from fedfleet.seeding import EngineStream, stream
 
 BYTES_PER_PARAM = 4  # float32 on the wire
@@ -95,7 +97,13 @@ class TimeModel:
         megabits = num_params * BYTES_PER_PARAM * 8 / 1e6
         stretch = 1.0 + self.fluctuation * rng.exponential(1.0)
         compute = num_samples * epochs / device.speed * stretch
-        return megabits / device.downlink_mbps, compute, megabits / device.uplink_mbps
+        download, upload = megabits / device.downlink_mbps, megabits / device.uplink_mbps
+        if not math.isfinite(download + compute + upload):  # e.g. fleet.base_speed=1e-320
+            raise ConfigError(
+                f"device {device.device_id} would take infinitely long for one update (speed "
+                f"{device.speed:.3g} samples/s, uplink {device.uplink_mbps:.3g} Mbit/s); raise "
+                "fleet.base_speed or fleet.bandwidth_mbps")
+        return download, compute, upload
 
 
 class VirtualClock:
@@ -105,6 +113,9 @@ class VirtualClock:
         self.now = now
 
     def advance_to(self, moment: float) -> None:
+        if not math.isfinite(moment):
+            raise ConfigError(f"virtual time overflows after {self.now:.3g} s; raise fleet.base_speed or "
+                              "fleet.bandwidth_mbps, or lower train.rounds")
         if moment < self.now:
             raise ValueError(f"virtual time cannot go back from {self.now} to {moment}")
         self.now = moment

@@ -153,7 +153,8 @@ class SyncRunner:
                 callback.on_step_end(round_index, record)
         summary = {**summarise(state.records, config.train.target_accuracy),
                    "rounds": state.step, "strategy": config.strategy.name,
-                   "dropped": state.totals["dropped"], "stop_reason": self.stop_reason}
+                   "dropped": state.totals["dropped"], "stop_reason": self.stop_reason,
+                   "participation": list(state.extra.get("participation", []))}
         set_flat(parts.model, state.params)
         if self.run_dir:
             self.run_dir.write_summary(summary)
@@ -210,6 +211,9 @@ class SyncRunner:
                 rejected += [Rejection(u.client_id, "aggregate not finite") for u in accepted]
                 accepted = []
         self._record_rejections(round_index, rejected)
+        participation = self.state.extra.setdefault("participation", [0] * len(sizes))
+        for update in accepted:
+            participation[update.client_id] += 1
         message_bytes = params.numel() * BYTES_PER_PARAM
         losses = [u.metrics["train_loss"] for u in accepted if "train_loss" in u.metrics]
         return RoundOutcome(

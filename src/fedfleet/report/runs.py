@@ -38,13 +38,39 @@ def _x_key(records: Sequence[dict[str, Any]]) -> str:
 
 
 def plot_accuracy(runs: dict[str, list[dict[str, Any]]], x: str, path: Path) -> Path:
-    """Test accuracy of each run against ``x`` ("step" = round/version, or "virtual_time_s")."""
+    """Test accuracy of each run against ``x`` ("step" = round (sync) or version (async), or "virtual_time_s")."""
     figure, axes = new_figure()
     for label, records in runs.items():
         key = _x_key(records) if x == "step" else x
         axes.plot([r[key] for r in records], [r["test_accuracy"] for r in records], label=label)
-    axes.set_xlabel("round" if x == "step" else "virtual time (s)")
+    steps = sorted({_x_key(records) for records in runs.values()})
+    axes.set_xlabel(" / ".join(steps) if x == "step" else "virtual time (s)")
     axes.set_ylabel("test accuracy")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return save_figure(figure, path)
+
+
+def plot_staleness(counts: dict[str, dict[str, int]], path: Path) -> Path:
+    """Histogram of update staleness (versions between dispatch and arrival), one bar series per run."""
+    figure, axes = new_figure()
+    width = 0.8 / max(len(counts), 1)
+    for index, (label, histogram) in enumerate(counts.items()):
+        values = sorted(int(k) for k in histogram)
+        axes.bar([v + index * width for v in values], [histogram[str(v)] for v in values], width, label=label)
+    axes.set_xlabel("staleness t - o (versions)")
+    axes.set_ylabel("updates")
+    axes.legend()
+    return save_figure(figure, path)
+
+
+def plot_participation(participation: dict[str, list[int]], path: Path) -> Path:
+    """Accepted updates per device, devices sorted by id, one line per run."""
+    figure, axes = new_figure()
+    for label, counts in participation.items():
+        axes.step(range(len(counts)), counts, where="mid", label=label)
+    axes.set_xlabel("device id")
+    axes.set_ylabel("accepted updates")
     axes.grid(alpha=0.3)
     axes.legend()
     return save_figure(figure, path)
@@ -69,4 +95,12 @@ def write_runs_report(run_dirs: Sequence[Path], out: Path) -> Path:
     page.heading("Accuracy")
     page.image(f"{stem}_accuracy_round.png", "test accuracy against round")
     page.image(f"{stem}_accuracy_time.png", "test accuracy against virtual time")
+    staleness = {row["run"]: row["staleness_counts"] for row in rows if row.get("staleness_counts")}
+    if staleness:
+        plot_staleness(staleness, folder / f"{stem}_staleness.png")
+        page.heading("Staleness").image(f"{stem}_staleness.png", "staleness of the updates that arrived")
+    participation = {row["run"]: row["participation"] for row in rows if row.get("participation")}
+    if participation:
+        plot_participation(participation, folder / f"{stem}_participation.png")
+        page.heading("Participation").image(f"{stem}_participation.png", "accepted updates per device")
     return page.write(out)
