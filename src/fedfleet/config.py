@@ -6,11 +6,12 @@ parsed as YAML scalars before validation, so ``--set train.lr=0.1`` gives a floa
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fedfleet.errors import ConfigError
 
@@ -114,9 +115,36 @@ class FleetConfig(_Section):
 
 
 class ValidationConfig(_Section):
-    # reject an update whose norm exceeds ratio x the global model's norm, or exceeds ratio x the
+    # reject an update whose norm exceeds ratio x the reference model norm, or exceeds ratio x the
     # cohort's median norm both in total and per local step
     max_norm_ratio: float = Field(10.0, gt=1)
+    # the reference model norm is the median norm of the global models of the last k rounds, so one
+    # poisoned round cannot move the bound; 1 follows the current global model
+    reference_rounds: int = Field(10, ge=1)
+
+
+class AggregatorConfig(_Section):
+    """How the accepted updates of a round are combined; composes with any strategy."""
+
+    # mean keeps the strategy's own weighted average; median / trimmed_mean replace it coordinate-wise;
+    # krum / multi_krum first keep the update(s) closest to their neighbours (Blanchard et al., 2017)
+    name: Literal["mean", "median", "trimmed_mean", "krum", "multi_krum"] = "mean"
+    trim_fraction: float = Field(0.1, ge=0, lt=0.5)  # share cut from each end per coordinate (trimmed_mean)
+    num_byzantine: int | None = Field(None, ge=0)  # attackers Krum tolerates; None: the most it can, (n - 3) // 2
+    multi_krum_m: int | None = Field(None, ge=1)  # updates multi-Krum keeps; None: n - num_byzantine
+    # clip each update's delta to this L2 norm before aggregating; "auto": the median update norm of
+    # the last clip_history aggregations (a server-side bound a poisoned model cannot move); None: off
+    clip_norm: float | Literal["auto"] | None = None
+    clip_history: int = Field(10, ge=1)  # aggregations whose update norms the "auto" bound spans
+
+    @field_validator("clip_norm", mode="before")
+    @classmethod
+    def _positive_auto_or_null(cls, value: Any) -> Any:
+        if value is None or value == "auto":
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+            return value
+        raise ValueError("must be a positive number, 'auto' or null")
 
 
 class BackendConfig(_Section):
@@ -135,6 +163,7 @@ class RunConfig(_Section):
     strategy: StrategyConfig = StrategyConfig()
     fleet: FleetConfig = FleetConfig()
     validation: ValidationConfig = ValidationConfig()
+    aggregator: AggregatorConfig = AggregatorConfig()
     backend: BackendConfig = BackendConfig()
     checkpoint_every: int = Field(10, ge=0)  # rounds between checkpoints; 0 disables
 

@@ -23,7 +23,7 @@ from fedfleet.fl.federated_data import FederatedData, build_federated_data
 from fedfleet.fl.fleet import TimeModel, make_fleet
 from fedfleet.fl.run_dir import CONFIG_FILE, RunDirectory, prepare_new_run_dir
 from fedfleet.fl.selection import RandomSelector, Selector
-from fedfleet.fl.strategies import Strategy, build_strategy
+from fedfleet.fl.strategies import Strategy, build_strategy, with_aggregator
 from fedfleet.fl.sync_runner import RunnerParts, SyncRunner
 from fedfleet.models import build_model
 from fedfleet.paths import writable_dir
@@ -73,7 +73,7 @@ def build_runner(
     parts = RunnerParts(
         model=model,
         data=data,
-        strategy=strategy or build_strategy(config.strategy),
+        strategy=with_aggregator(strategy or build_strategy(config.strategy), config.aggregator),
         selector=selector or RandomSelector(),
         backend=LocalBackend(LocalTrainer(model), data.clients),
         fleet=make_fleet(config.fleet, len(data.clients), config.seed),

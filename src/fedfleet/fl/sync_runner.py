@@ -26,7 +26,7 @@ from fedfleet.fl.params import get_flat, set_flat
 from fedfleet.fl.run_dir import RunDirectory
 from fedfleet.fl.selection import Selector
 from fedfleet.fl.strategies import FederationInfo, Strategy
-from fedfleet.fl.validation import Rejection, ServerKnowledge, validate_updates
+from fedfleet.fl.validation import Rejection, ServerKnowledge, ValidationHistory, validate_updates
 from fedfleet.seeding import EngineStream, stream
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,11 @@ class SyncRunner:
         """Continue from a checkpointed state instead of round 0."""
         self.state = state
         self.parts.strategy.load_state_dict(state.strategy_state)
+
+    def _validation_history(self) -> ValidationHistory:
+        """What validation remembers of recent rounds, kept in ``state.extra`` so a resumed run sees the same."""
+        state = self.state.extra.get("validation") or {"global_norms": [float(self.state.params.norm())]}
+        return ValidationHistory(self.config.validation.reference_rounds, state)
 
     def run(self) -> dict[str, Any]:
         """Run the remaining rounds; return the summary."""
@@ -200,7 +205,8 @@ class SyncRunner:
         updates = parts.backend.run(tasks)
         for hook in parts.client_hooks:
             updates = [hook(task, update) for task, update in zip(tasks, updates, strict=True)]
-        server = ServerKnowledge(params, sizes, plan)
+        history = self._validation_history()
+        server = ServerKnowledge(params, sizes, plan, history.reference_norm, history.recent_norms)
         accepted, rejected = validate_updates(updates, server, config.validation.max_norm_ratio)
         if accepted:
             aggregated = parts.strategy.aggregate(params, accepted)
@@ -210,6 +216,8 @@ class SyncRunner:
                 log.error("round %d: aggregate is not finite; keeping the previous global model", round_index)
                 rejected += [Rejection(u.client_id, "aggregate not finite") for u in accepted]
                 accepted = []
+        history.observe(self.state.params, accepted)
+        self.state.extra["validation"] = history.state_dict()
         self._record_rejections(round_index, rejected)
         participation = self.state.extra.setdefault("participation", [0] * len(sizes))
         for update in accepted:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,14 +34,62 @@ class ServerKnowledge:
         (num_clients,) the clients' registered data set sizes.
     plan : LocalTrainingPlan
         The round's local-training plan, which fixes each client's number of SGD steps.
+    reference_norm : float, optional
+        The model norm the norm bound is relative to (see :class:`ValidationHistory`); None uses
+        the norm of ``global_params``, which a poisoned global model moves.
+    recent_norms : tuple of (float, float)
+        (norm, norm per local step) of updates accepted in recent rounds, pooled with a cohort of
+        fewer than three for the outlier test.
     """
 
     global_params: torch.Tensor
     num_samples: np.ndarray
     plan: LocalTrainingPlan
+    reference_norm: float | None = None
+    recent_norms: tuple[tuple[float, float], ...] = ()
 
     def expected_steps(self, client_id: int) -> int:
         return self.plan.epochs * math.ceil(int(self.num_samples[client_id]) / self.plan.batch_size)
+
+
+class ValidationHistory:
+    """What the server remembers of recent rounds to judge the next one.
+
+    - ``reference_norm``: the lower median norm of the global models of the last ``rounds`` rounds.
+      One poisoned round (fewer than half the window) cannot move it, so an exploded global model
+      does not widen the bound for the next attacker.
+    - ``recent_norms``: (norm, norm per local step) of the updates accepted in those rounds, which
+      give a cohort too small for its own median (fewer than three) a yardstick.
+
+    Parameters
+    ----------
+    rounds : int
+        Window length; 1 follows the current global model.
+    state : dict, optional
+        A previous :meth:`state_dict` (from a checkpoint).
+    """
+
+    def __init__(self, rounds: int, state: dict[str, Any]) -> None:
+        self.global_norms: deque[float] = deque(state["global_norms"], maxlen=rounds)
+        self.update_norms: deque[list[list[float]]] = deque(state.get("update_norms", []), maxlen=rounds)
+
+    def observe(self, params: torch.Tensor, accepted: Sequence[ClientUpdate]) -> None:
+        """Record the global model a round ended with and the updates it accepted."""
+        self.global_norms.append(float(params.norm()))
+        norms = [float(u.delta.norm()) for u in accepted]
+        self.update_norms.append([[n, n / u.local_steps] for n, u in zip(norms, accepted, strict=True)])
+
+    @property
+    def reference_norm(self) -> float:
+        ordered = sorted(self.global_norms)
+        return ordered[(len(ordered) - 1) // 2]
+
+    @property
+    def recent_norms(self) -> tuple[tuple[float, float], ...]:
+        return tuple((pair[0], pair[1]) for recorded in self.update_norms for pair in recorded)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"global_norms": list(self.global_norms), "update_norms": list(self.update_norms)}
 
 
 def validate_updates(
@@ -52,16 +102,18 @@ def validate_updates(
     - a delta of the wrong shape or dtype, or with any NaN/Inf;
     - a ``num_samples`` or ``local_steps`` other than the server's record and plan imply
       (a client claiming more data would take a larger share of the average);
-    - an L2 norm above ``max_norm_ratio`` x the norm of the global model (checked for any
-      cohort size, so a single client cannot blow the model up when the cohort is small);
+    - an L2 norm above ``max_norm_ratio`` x the reference model norm (``server.reference_norm``,
+      else the global model's norm; checked for any cohort size, so a single client cannot blow
+      the model up when the cohort is small);
     - with three or more well-formed updates, an outlier of the cohort: a norm above
       ``max_norm_ratio`` x the cohort's median norm *and* a norm per local step above
       ``max_norm_ratio`` x the median norm per step. The medians are robust to a minority of
       attackers; asking for both keeps honest clients that moved far because they took many
-      more steps than the rest, and never rejects more than the plain norm test would.
+      more steps than the rest, and never rejects more than the plain norm test would. A cohort
+      of one or two is judged the same way against itself and ``server.recent_norms``.
     """
     num_params = server.global_params.numel()
-    global_norm = float(server.global_params.norm())
+    global_norm = float(server.global_params.norm()) if server.reference_norm is None else server.reference_norm
     well_formed: list[ClientUpdate] = []
     well_formed_norms: list[float] = []
     rejected: list[Rejection] = []
@@ -75,17 +127,22 @@ def validate_updates(
             well_formed_norms.append(norm)
         else:
             rejected.append(Rejection(update.client_id, reason))
-    if len(well_formed) < 3:  # a median of fewer than three says little
-        return well_formed, rejected
     norms = torch.tensor(well_formed_norms)
     per_step = norms / torch.tensor([float(u.local_steps) for u in well_formed])
-    limit = max_norm_ratio * float(norms.median())
-    per_step_limit = max_norm_ratio * float(per_step.median())
+    pool, per_step_pool, medians_of = norms, per_step, "the cohort medians"
+    if len(well_formed) < 3 and server.recent_norms:
+        recent = torch.tensor(server.recent_norms)  # (m, 2): norm, norm per step
+        pool, per_step_pool = torch.cat([norms, recent[:, 0]]), torch.cat([per_step, recent[:, 1]])
+        medians_of = "the medians of the cohort and recent rounds"
+    if len(pool) < 3:  # a median of fewer than three says little
+        return well_formed, rejected
+    limit = max_norm_ratio * float(pool.median())
+    per_step_limit = max_norm_ratio * float(per_step_pool.median())
     accepted = []
     for update, norm, step_norm in zip(well_formed, norms.tolist(), per_step.tolist(), strict=True):
         if norm > limit and step_norm > per_step_limit:
             reason = (f"delta norm {norm:.3g} exceeds {limit:.3g} and per local step {step_norm:.3g} exceeds "
-                      f"{per_step_limit:.3g} ({max_norm_ratio:g} x the cohort medians)")
+                      f"{per_step_limit:.3g} ({max_norm_ratio:g} x {medians_of})")
             rejected.append(Rejection(update.client_id, reason))
         else:
             accepted.append(update)

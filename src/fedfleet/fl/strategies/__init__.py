@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fedfleet.config import StrategyConfig
 from fedfleet.fl.strategies.async_base import Arrival, AsyncStrategy
-from fedfleet.fl.strategies.base import FederationInfo, Strategy, sample_weights, weighted_sum
+from fedfleet.fl.strategies.base import Combiner, FederationInfo, Strategy, sample_weights, weighted_sum
 from fedfleet.fl.strategies.fedasmu import FedASMU
 from fedfleet.fl.strategies.fedasync import FedAsync
 from fedfleet.fl.strategies.fedavg import FedAvg, FedProx
 from fedfleet.fl.strategies.fedbuff import FedBuff
 from fedfleet.fl.strategies.fednova import FedNova
+from fedfleet.fl.strategies.robust import RobustAggregation, with_aggregator
 from fedfleet.registry import Registry
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")
@@ -32,6 +33,7 @@ __all__ = [
     "STRATEGIES",
     "Arrival",
     "AsyncStrategy",
+    "Combiner",
     "FedASMU",
     "FedAsync",
     "FedAvg",
@@ -39,8 +41,10 @@ __all__ = [
     "FedNova",
     "FedProx",
     "FederationInfo",
+    "RobustAggregation",
     "Strategy",
     "build_strategy",
     "sample_weights",
     "weighted_sum",
+    "with_aggregator",
 ]

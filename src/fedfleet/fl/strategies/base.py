@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,13 +28,21 @@ class FederationInfo:
     label_histograms: np.ndarray
 
 
+Combiner = Callable[[Sequence[torch.Tensor], np.ndarray], torch.Tensor]
+"""Combines a cohort's vectors, given their aggregation weights, into one vector."""
+
+
 class Strategy:
     """Base strategy: passes the plan through; subclasses override ``aggregate``.
 
-    Strategies hold any server-side state they need in ``state_dict`` so runs can resume.
+    Strategies hold any server-side state they need in ``state_dict`` so runs can resume. A strategy
+    that averages a cohort does so through :meth:`combine` and sets ``combines_cohort``, so a robust
+    rule (``combiner``, e.g. the coordinate median) can replace its weighted mean.
     """
 
     name = "base"
+    combines_cohort = False
+    combiner: Combiner | None = None  # None: the weighted mean
 
     def setup(self, info: FederationInfo) -> None:
         """Called once before training with what the server knows of its clients."""
@@ -47,6 +55,12 @@ class Strategy:
     def aggregate(self, global_params: torch.Tensor, updates: Sequence[ClientUpdate]) -> torch.Tensor:
         """New global parameters from the accepted updates (never empty)."""
         raise NotImplementedError
+
+    def combine(self, vectors: Sequence[torch.Tensor], weights: np.ndarray) -> torch.Tensor:
+        """The cohort's weighted mean Σ w_i v_i, or the robust ``combiner`` in its place."""
+        if self.combiner is None:
+            return weighted_sum(vectors, weights)
+        return self.combiner(vectors, weights)
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from fedfleet.fl.messages import ClientUpdate, LocalTrainingPlan
-from fedfleet.fl.strategies.base import Strategy, sample_weights, weighted_sum
+from fedfleet.fl.strategies.base import Strategy, sample_weights
 
 
 class FedAvg(Strategy):
@@ -20,13 +20,14 @@ class FedAvg(Strategy):
     """
 
     name = "fedavg"
+    combines_cohort = True
 
     def __init__(self, server_lr: float = 1.0) -> None:
         self.server_lr = server_lr
 
     def aggregate(self, global_params: torch.Tensor, updates: Sequence[ClientUpdate]) -> torch.Tensor:
         weights = sample_weights(updates)
-        direction = weighted_sum([u.delta for u in updates], weights)
+        direction = self.combine([u.delta for u in updates], weights)
         return global_params + self.server_lr * direction
 
 

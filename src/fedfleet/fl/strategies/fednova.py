@@ -25,6 +25,7 @@ class FedNova(Strategy):
     """w ← w + η_s τ_eff Σ_i p_i Δ_i / a_i, with τ_eff = Σ_i p_i a_i and p_i ∝ n_i."""
 
     name = "fednova"
+    combines_cohort = True
 
     def __init__(self, server_lr: float = 1.0) -> None:
         self.server_lr = server_lr
@@ -38,5 +39,8 @@ class FedNova(Strategy):
         weights = sample_weights(updates)
         norms = [momentum_normaliser(u.local_steps, self.momentum) for u in updates]
         tau_eff = float(sum(w * a for w, a in zip(weights, norms, strict=True)))
-        direction = weighted_sum([u.delta for u in updates], [w / a for w, a in zip(weights, norms, strict=True)])
+        if self.combiner is None:  # the weighted mean, as Σ (p_i / a_i) Δ_i in one streaming pass
+            direction = weighted_sum([u.delta for u in updates], [w / a for w, a in zip(weights, norms, strict=True)])
+        else:
+            direction = self.combine([u.delta / a for u, a in zip(updates, norms, strict=True)], weights)
         return global_params + self.server_lr * tau_eff * direction
