@@ -110,6 +110,18 @@ def test_duplicate_names_after_stripping_spaces_are_refused(tmp_path):
         read_table(table)
 
 
+def test_a_repeated_csv_column_keeps_the_role_of_the_name_it_repeats(tmp_path):
+    # pandas renames repeats (CIC-IDS2017 has " Fwd Header Length" twice): a repeated label
+    # or address must not become a feature under its new name
+    path = tmp_path / "repeats.csv"
+    path.write_text("Label,bytes, Label, Src IP,Src IP,Fwd Header Length, Fwd Header Length\nA,1,A,h,h,2,2\n")
+    flows, spec, _ = read_flows([path])
+    assert list(flows.columns) == ["Label", "bytes", "Label.1", "Src IP", "Src IP.1", "Fwd Header Length",
+                                   "Fwd Header Length.1"]
+    assert spec.with_label("Label").feature_columns(list(flows.columns)) == [
+        "bytes", "Fwd Header Length", "Fwd Header Length.1"]
+
+
 def test_a_missing_log_is_file_not_found(tmp_path):
     with pytest.raises(DataError, match="file not found"):
         read_table(tmp_path / "conn.log")

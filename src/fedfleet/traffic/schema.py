@@ -167,9 +167,16 @@ def _normalised_name(name: str) -> str:
     return re.sub(r"[\s.\-]+", "_", name.strip().lower())
 
 
+MANGLED_DUPLICATE = re.compile(r"^(.+)\.\d+$")  # pandas' name for a repeated CSV column: "Label.1"
+
+
 def column_role(column: str) -> Role | None:
     """The role a column's name gives it (case, spaces, dots and dashes ignored), or None for
-    an ordinary characteristic."""
+    an ordinary characteristic. A repeated CSV column that pandas renamed (``Label.1``)
+    has the role of the name it repeats."""
+    repeated = MANGLED_DUPLICATE.match(column.strip())
+    if repeated and (role := column_role(repeated.group(1))) is not None:
+        return role
     name = _normalised_name(column)
     if name in PORT_NAMES or name.endswith("_port"):
         return "port"
