@@ -5,6 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fedfleet.cli.main import _register_commands, app
+from fedfleet.traffic.schema import ColumnSpec
 
 from .conftest import make_flows
 
@@ -29,8 +30,9 @@ def test_train_classify_evaluate(runner, tmp_path):
     predictions = tmp_path / "predictions.csv"
     assert invoke(runner, "classify", model, flows, "--out", predictions).exit_code == 0
     table = pd.read_csv(predictions)
-    assert list(table.columns) == ["capture", "src_ip", "src_port", "dst_port", "protocol",
-                                   "predicted", "probability"]
+    key = ColumnSpec(exclude=["src_ip"]).key_columns(list(make_flows().columns))
+    assert {"capture", "src_ip", "src_port", "dst_port"} <= set(key)
+    assert list(table.columns) == [*key, "predicted", "probability"]
     plot = tmp_path / "confusion.png"
     evaluated = invoke(runner, "evaluate", model, flows, "--label", "label", "--plot", plot,
                        "--format", "json")
@@ -154,3 +156,118 @@ def test_missing_traffic_extra_is_named(runner, tmp_path, monkeypatch):
 
     with pytest.raises(DataError, match="needs nfstream"):
         extract_flows([tmp_path])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A flow table and a tree trained on it."""
+    root = tmp_path_factory.mktemp("trained")
+    flows = root / "flows.csv"
+    make_flows(rows_per_class=20).to_csv(flows, index=False)
+    result = CliRunner().invoke(app, ["traffic", "train", str(flows), "--label", "label", "--out", str(root / "m"),
+                                      "--classifier-param", "max_iter=10"])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def _duplicate_names(root):
+    path = root / "dup.csv"
+    path.write_text("label,bytes ,bytes\nWeb,1,2\nDNS,3,4\n")
+    return path
+
+
+BAD_INPUTS = [  # (name, arguments with {root} for the fixture's folder, expected message)
+    ("train --out an existing file", ["train", "{root}/flows.csv", "--label", "label", "--out", "{root}/flows.csv"],
+     "is a file, not a folder"),
+    ("train --out under a file", ["train", "{root}/flows.csv", "--label", "label", "--out", "{root}/flows.csv/m"],
+     "is a file, not a folder"),
+    ("extract --out a folder", ["extract", "{root}/x.pcap", "--out", "{root}/m"], "is a folder"),
+    ("extract --out .xlsx", ["extract", "{root}/x.pcap", "--out", "{root}/flows.xlsx"], "not '.xlsx'"),
+    ("classify --out /dev/full", ["classify", "{root}/m", "{root}/flows.csv", "--out", "/dev/full"],
+     "cannot write /dev/full: No space left on device"),
+    ("classify a model that is a file", ["classify", "{root}/flows.csv", "{root}/flows.csv"],
+     "is a file, not a traffic model folder"),
+    ("duplicate names after stripping", ["train", "{root}/dup.csv", "--label", "label", "--out", "{root}/d"],
+     "bytes"),
+    ("unknown classifier parameter", ["train", "{root}/flows.csv", "--label", "label", "--out", "{root}/p",
+                                      "--classifier-param", "depth=3"], "no parameter 'depth'; known:"),
+    ("bad classifier parameter value", ["train", "{root}/flows.csv", "--label", "label", "--out", "{root}/p",
+                                        "--classifier-param", "learning_rate=-1"], "'learning_rate' parameter"),
+    ("classifier parameter without =", ["train", "{root}/flows.csv", "--label", "label", "--out", "{root}/p",
+                                        "--classifier-param", "max_iter"], "is not KEY=VALUE"),
+    ("MLP parameter given to the tree", ["train", "{root}/flows.csv", "--label", "label", "--out", "{root}/p",
+                                         "--classifier-param", "epochs=3"], "no parameter 'epochs'"),
+    ("bad class weight", ["train", "{root}/flows.csv", "--label", "label", "--out", "{root}/p",
+                          "--class-weight", "Web=heavy"], "--class-weight"),
+    ("class weight of an absent label", ["train", "{root}/flows.csv", "--label", "label", "--out", "{root}/p",
+                                         "--class-weight", "Mail=2"], "class weight for Mail"),
+    ("class weight given twice", ["train", "{root}/flows.csv", "--label", "label", "--out", "{root}/p",
+                                  "--class-weight", "balanced", "--classifier-param", "class_weight=balanced"],
+     "give the class weight once"),
+    ("--split both without captures", ["evaluate", "{root}/m", "{root}/nocapture.csv", "--label", "label",
+                                       "--split", "both"], "'capture' column"),
+    ("--plot a folder", ["evaluate", "{root}/m", "{root}/flows.csv", "--label", "label", "--plot", "{root}"],
+     "is a folder"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), [case[1:] for case in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
+def test_bad_inputs_are_one_line_with_exit_code_two(trained, capsys, args, message):
+    from fedfleet.cli.main import main
+
+    _duplicate_names(trained)
+    make_flows(rows_per_class=20).drop(columns=["capture"]).to_csv(trained / "nocapture.csv", index=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["traffic", *(arg.format(root=trained) for arg in args)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    errors = [line for line in err.splitlines() if not line.startswith("note: ")]  # notes may precede it
+    assert len(errors) == 1 and errors[0].startswith("error: ") and message in errors[0], err
+    assert "refitting" not in err  # nothing was computed before the check
+    assert not (trained / "flows.xlsx").exists()
+
+
+def test_classifier_parameters_and_class_weight_reach_the_saved_model(runner, trained, tmp_path):
+    model = tmp_path / "model"
+    result = invoke(runner, "train", trained / "flows.csv", "--label", "label", "--out", model,
+                    "--classifier-param", "max_iter=7", "--classifier-param", "learning_rate=0.2",
+                    "--class-weight", "Web=2,DNS=0.5", "--format", "json")
+    assert result.exit_code == 0, result.output
+    params = json.loads((model / "model.json").read_text())["classifier_params"]
+    assert params["max_iter"] == 7 and params["learning_rate"] == 0.2
+    assert params["class_weight"] == {"Web": 2.0, "DNS": 0.5} and params["l2_regularization"] == 1.0
+
+
+def test_a_class_of_one_flow_trains_with_a_notice(runner, tmp_path):
+    table = make_flows(rows_per_class=20)
+    table.loc[0, "label"] = "Telnet"
+    flows = tmp_path / "flows.csv"
+    table.to_csv(flows, index=False)
+    for extra in ([], ["--classifier-param", "early_stopping=true"]):
+        result = invoke(runner, "train", flows, "--label", "label", "--out", tmp_path / "m", "--format", "json", *extra)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["too_small_to_validate"][-1] == "Telnet"
+        assert "too small to validate" in result.stderr and "Telnet" in result.stderr
+    training = json.loads((tmp_path / "m" / "model.json").read_text())["training"]
+    assert training["class_flows"]["Telnet"] == 1 and training["validation_flows"] > 0
+
+
+def test_predictions_keep_the_key_columns_of_a_cicflowmeter_table(runner, tmp_path):
+    rows = ["Flow ID, Source IP, Source Port, Destination IP, Destination Port, Protocol, Timestamp,"
+            " Flow Duration, Total Fwd Packets, Flow IAT Mean, Label"]
+    for i in range(60):
+        benign = i % 2 == 0
+        rows.append(f"f{i}, 10.0.0.{i}, {40000 + i}, 10.0.1.1, {80 if benign else 22}, 6, 3/7/2017 8:{i:02d},"
+                    f" {1000 + i}, {5 if benign else 50}, {10.0 * i}, {'BENIGN' if benign else 'SSH-Patator'}")
+    flows = tmp_path / "cic.csv"
+    flows.write_text("\n".join(rows) + "\n")
+    assert invoke(runner, "train", flows, "--label", "Label", "--out", tmp_path / "m").exit_code == 0
+    result = invoke(runner, "classify", tmp_path / "m", flows)
+    assert result.exit_code == 0, result.output
+    from io import StringIO
+
+    predictions = pd.read_csv(StringIO(result.stdout))
+    assert {"Flow ID", "Source IP", "Source Port", "Destination IP", "Destination Port", "Timestamp"} <= set(
+        predictions.columns)
+    assert predictions["Flow ID"].tolist() == [f"f{i}" for i in range(60)]
+    assert (predictions["predicted"] == ["BENIGN", "SSH-Patator"] * 30).all()

@@ -10,6 +10,8 @@ runs, so the rest of the CLI neither pays for it nor needs the ``traffic`` extra
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,14 +19,18 @@ import typer
 
 from fedfleet.cli.common import OutputFormat, console, output, print_json
 from fedfleet.errors import ConfigError, DataError, FedfleetError
+from fedfleet.paths import os_reason, writable_dir, writable_file
 
 if TYPE_CHECKING:
     from fedfleet.traffic.extract import Extraction
+    from fedfleet.traffic.model import TrafficModel
     from fedfleet.traffic.schema import ColumnSpec
 
 FormatOption = Annotated[OutputFormat, typer.Option("--format")]
 DropOption = Annotated[list[str] | None, typer.Option("--drop-label", help="ignore flows with this label")]
-KEY_COLUMNS = ("capture", "src_ip", "src_port", "dst_ip", "dst_port", "protocol")
+EncodingOption = Annotated[str | None, typer.Option(
+    "--encoding", help="text encoding of CSV tables, e.g. cp1252 for CIC-IDS2017")]
+TABLE_SUFFIXES = (".parquet", ".csv")  # what `traffic extract --out` writes
 
 
 def _require_extra() -> None:
@@ -39,6 +45,32 @@ def _report_errors(extraction: Extraction | None) -> None:
         console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
 
 
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn a failed write (disk full, /dev/full, permission lost) into one line naming ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        raise DataError(f"cannot write {path}: {os_reason(exc)}") from None
+
+
+def _note_training(model: TrafficModel) -> None:
+    """Say on stderr which columns were dropped and which classes are too small to validate."""
+    dropped = list(model.preprocessor.dropped_)
+    if dropped:
+        console.print(f"note: dropped column(s) with no valid value: {', '.join(dropped)}",
+                      markup=False, highlight=False, soft_wrap=True)
+    too_small = model.training["too_small_to_validate"]
+    if too_small:
+        held_out = model.training["validation_flows"]
+        why = ("no flow of theirs is in the early-stopping validation share" if held_out
+               else "a single flow each, which no held-out split can both train on and test")
+        shown = ", ".join(too_small[:8]) + (", ..." if len(too_small) > 8 else "")
+        console.print(f"note: {len(too_small)} of {len(model.classes)} classes are too small to validate "
+                      f"({why}): {shown}; they are trained on, but no score tells how well",
+                      markup=False, highlight=False, soft_wrap=True)
+
+
 def extract(
     pcaps: Annotated[list[Path], typer.Argument(help="pcap/pcapng files or folders of them")],
     out: Annotated[Path, typer.Option("--out", help="flow table to write (.parquet or .csv)")],
@@ -49,15 +81,18 @@ def extract(
     _require_extra()
     from fedfleet.traffic.extract import extract_flows
 
+    writable_file(out)
+    if out.suffix.lower() not in TABLE_SUFFIXES:
+        raise ConfigError(f"--out {out}: a flow table ends in .parquet or .csv, not {out.suffix or 'no suffix'!r}")
     extraction = extract_flows(pcaps, cache_dir=cache)
     _report_errors(extraction)
     if extraction.flows.empty:
         raise DataError("no flows extracted from any capture")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".csv":
-        extraction.flows.to_csv(out, index=False)
-    else:
-        extraction.flows.to_parquet(out, index=False)
+    with _writing(out):
+        if out.suffix.lower() == ".csv":
+            extraction.flows.to_csv(out, index=False)
+        else:
+            extraction.flows.to_parquet(out, index=False)
     summary = {"out": str(out), "flows": len(extraction.flows),
                "captures": int(extraction.flows["capture"].nunique()),
                "failed_captures": len(extraction.errors), "packets": extraction.packets,
@@ -97,24 +132,41 @@ def train(
     scaling: Annotated[str, typer.Option("--scaling", help="standard | minmax | log-standard")] = "standard",
     drop_label: DropOption = None,
     min_class_flows: Annotated[int, typer.Option("--min-class-flows", min=1)] = 1,
+    classifier_param: Annotated[list[str] | None, typer.Option(
+        "--classifier-param", help="KEY=VALUE classifier parameter, repeatable (e.g. max_iter=300)")] = None,
+    class_weight: Annotated[str | None, typer.Option(
+        "--class-weight", help="balanced | none | LABEL=WEIGHT,... (weight of each class in the loss)")] = None,
+    encoding: EncodingOption = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     format_: FormatOption = OutputFormat.text,
 ) -> None:
     """Fit the preprocessing and a classifier on labelled flows; save them as a model folder."""
     _require_extra()
+    from fedfleet.traffic.classifiers import build_classifier, parse_class_weight, parse_classifier_params
     from fedfleet.traffic.model import fit_model
     from fedfleet.traffic.readers import filter_labels, read_flows
 
-    table, spec, extraction = read_flows(list(flows), _spec(spec_file, label))
+    params = parse_classifier_params(classifier_param or [])
+    if class_weight is not None:
+        if "class_weight" in params:
+            raise ConfigError("give the class weight once: --class-weight or --classifier-param class_weight=...")
+        params["class_weight"] = parse_class_weight(class_weight)
+    build_classifier(classifier, random_state=seed, **params)  # a bad parameter fails before any reading
+    writable_dir(out)
+    table, spec, extraction = read_flows(list(flows), _spec(spec_file, label), encoding=encoding)
     _report_errors(extraction)
     _note_guessed_spec(spec, spec_file)
     table = filter_labels(table, label, tuple(drop_label or ()), min_class_flows)
     default_ports = "normalise" if classifier == "mlp" else "integer"
     preprocessing = {"port_mode": port_mode or default_ports, "scaling": scaling}
-    model = fit_model(table, spec.with_label(label), classifier, preprocessing, random_state=seed)
-    model.save(out)
+    model = fit_model(table, spec.with_label(label), classifier, preprocessing, params, random_state=seed)
+    _note_training(model)
+    with _writing(out):
+        model.save(out)
+    too_small = model.training["too_small_to_validate"]
     summary = {"out": str(out), "classifier": classifier, "flows": len(table),
-               "features": len(model.preprocessor.feature_names_out_), "classes": model.classes}
+               "features": len(model.preprocessor.feature_names_out_), "classes": model.classes,
+               "too_small_to_validate": too_small, "dropped_columns": list(model.preprocessor.dropped_)}
     if format_ is OutputFormat.json:
         print_json(summary)
         return
@@ -126,24 +178,28 @@ def classify(
     model_dir: Annotated[Path, typer.Argument(help="model folder from `traffic train`")],
     flows: Annotated[list[Path], typer.Argument(help="flow tables or packet captures")],
     out: Annotated[Path | None, typer.Option("--out", help="predictions CSV; default stdout")] = None,
+    encoding: EncodingOption = None,
 ) -> None:
-    """Predict the traffic type of every flow."""
+    """Predict the traffic type of every flow; predictions keep the table's flow key columns
+    (capture, flow id, addresses, ports, timestamps)."""
     _require_extra()
     from fedfleet.traffic.model import TrafficModel
     from fedfleet.traffic.readers import read_flows
 
+    if out is not None:
+        writable_file(out)
     model = TrafficModel.load(model_dir)
-    table, _, extraction = read_flows(list(flows), model.spec)
+    table, _, extraction = read_flows(list(flows), model.spec, encoding=encoding)
     _report_errors(extraction)
     probabilities = model.predict_proba(table)
-    predictions = table[[c for c in KEY_COLUMNS if c in table.columns]].copy()
+    predictions = table[model.spec.key_columns(list(table.columns))].copy()
     predictions["predicted"] = [model.classes[i] for i in probabilities.argmax(axis=1)]
     predictions["probability"] = probabilities.max(axis=1).round(4)
     if out is None:
         typer.echo(predictions.to_csv(index=False), nl=False)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    predictions.to_csv(out, index=False)
+    with _writing(out):
+        predictions.to_csv(out, index=False)
     output.print(f"{len(predictions)} flows classified -> {out}")
 
 
@@ -159,6 +215,7 @@ def evaluate(
     test_size: Annotated[float, typer.Option("--test-size", help="held-out share with --split")] = 0.25,
     group: Annotated[str, typer.Option("--group", help="column naming each flow's capture/site")] = "capture",
     min_class_flows: Annotated[int, typer.Option("--min-class-flows", min=1)] = 1,
+    encoding: EncodingOption = None,
     seed: Annotated[int, typer.Option("--seed", help="split and classifier seed with --split")] = 0,
     format_: FormatOption = OutputFormat.text,
 ) -> None:
@@ -170,17 +227,23 @@ def evaluate(
     split, a split by capture file, or both.
     """
     _require_extra()
-    from fedfleet.traffic.evaluate import SPLITS, classification_metrics, evaluate_on_split
+    from fedfleet.traffic.evaluate import SPLITS, check_split, classification_metrics, evaluate_on_split
     from fedfleet.traffic.model import TrafficModel
     from fedfleet.traffic.readers import filter_labels, read_flows
 
     splits = _splits(split, SPLITS)
     if not splits and (test_size != 0.25 or group != "capture" or seed != 0):
         raise ConfigError("--test-size, --group and --seed apply only with --split")
+    for name in splits or ("",):
+        path = _split_plot_path(plot, name, len(splits)) if splits else plot
+        if path is not None:
+            writable_file(path, "--plot")
     model = TrafficModel.load(model_dir)
-    table, _, extraction = read_flows(list(flows), model.spec.with_label(label))
+    table, _, extraction = read_flows(list(flows), model.spec.with_label(label), encoding=encoding)
     _report_errors(extraction)
     table = filter_labels(table, label, tuple(drop_label or ()), min_class_flows)
+    for name in splits:  # every split is possible before the first one is computed
+        check_split(table, name, test_size, group)
     if not splits:
         metrics = classification_metrics(table[label], model.predict(table))
         if plot is not None:
@@ -207,6 +270,10 @@ def evaluate(
         _print_metrics(f"{name} split, {metrics['test_flows']} held-out flows{captures} "
                        f"(trained on {metrics['train_flows']})", metrics,
                        Path(metrics["plot"]) if "plot" in metrics else None)
+        if metrics["too_small_to_validate"]:
+            output.print(f"classes too small to validate on the training side: "
+                         f"{', '.join(metrics['too_small_to_validate'])}", markup=False, highlight=False,
+                         soft_wrap=True)
 
 
 def _splits(split: str | None, known: tuple[str, ...]) -> tuple[str, ...]:

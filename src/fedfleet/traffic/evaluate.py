@@ -21,12 +21,41 @@ SPLITS = ("random", "capture")  # a random flow split; a split by capture file (
 def random_split(
     flows: pd.DataFrame, label: str, test_size: float = 0.25, random_state: int = 0
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Flows split at random, stratified by ``label`` where every class has two flows."""
-    counts = flows[label].value_counts()
-    stratify = flows[label] if counts.min() >= 2 else None
-    train, test = train_test_split(flows, test_size=test_size, random_state=random_state,
-                                   stratify=stratify)
-    return train, test
+    """Flows split at random, stratified by ``label``; a class of a single flow is kept on
+    the training side (it cannot be on both), and the split is not stratified when the test
+    side is too small to hold every class."""
+    single = flows[label].map(flows[label].value_counts()) < 2
+    common = flows[~single]
+    if len(common) < 2:
+        raise DataError(f"a random split needs a class with at least two flows; every class of {label!r} has one")
+    try:
+        train, test = train_test_split(common, test_size=test_size, random_state=random_state,
+                                       stratify=common[label])
+    except ValueError:  # fewer test flows than classes
+        train, test = train_test_split(common, test_size=test_size, random_state=random_state)
+    return pd.concat([train, flows[single]]), test
+
+
+def check_split(flows: pd.DataFrame, split: str, test_size: float = 0.25, group: str = CAPTURE_COLUMN) -> None:
+    """Raise the error :func:`split_flows` would raise, without splitting.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown split or a test size outside (0, 1).
+    DataError
+        When a split by capture is impossible (no ``group`` column, a single capture).
+    """
+    if not 0 < test_size < 1:
+        raise ConfigError(f"test size must be between 0 and 1, got {test_size}")
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if split == "capture":
+        if group not in flows.columns:
+            raise DataError(f"flows lack the {group!r} column needed for a split by capture (flows extracted "
+                            "from captures have it; for another table name its site column, --group)")
+        if flows[group].nunique() < 2:
+            raise DataError(f"a split by capture needs flows from at least two values of {group!r}")
 
 
 def capture_split(
@@ -39,11 +68,7 @@ def capture_split(
     DataError
         When the ``group`` column is missing or holds a single capture.
     """
-    if group not in flows.columns:
-        raise DataError(f"flows lack the {group!r} column needed for a split by capture "
-                        "(flows extracted from captures have it; for another table name its site column, --group)")
-    if flows[group].nunique() < 2:
-        raise DataError(f"a split by capture needs flows from at least two values of {group!r}")
+    check_split(flows, "capture", test_size, group)
     splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=random_state)
     train_index, test_index = next(splitter.split(flows, groups=flows[group]))
     return flows.iloc[train_index], flows.iloc[test_index]
@@ -93,13 +118,10 @@ def split_flows(
     DataError
         When a split by capture is impossible (see :func:`capture_split`).
     """
-    if not 0 < test_size < 1:
-        raise ConfigError(f"test size must be between 0 and 1, got {test_size}")
+    check_split(flows, split, test_size, group)
     if split == "random":
         return random_split(flows, label, test_size, random_state)
-    if split == "capture":
-        return capture_split(flows, test_size, random_state, group)
-    raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    return capture_split(flows, test_size, random_state, group)
 
 
 def evaluate_on_split(
@@ -112,14 +134,17 @@ def evaluate_on_split(
     -------
     dict
         :func:`classification_metrics` of the test flows plus ``split``, ``train_flows``,
-        ``test_flows`` and, when ``group`` is a column, ``captures`` (all of them),
+        ``test_flows``, ``too_small_to_validate`` (classes of the refitted model's training
+        record, see :func:`~fedfleet.traffic.classifiers.fit_classifier`) and, when ``group``
+        is a column, ``captures`` (all of them),
         ``train_captures`` and ``test_captures`` (with flows on that side; a random split
         has captures on both sides).
     """
     train, test = split_flows(flows, split, label, test_size, random_state, group)
     refitted = model.refit(train, label=label, random_state=random_state)
     metrics = classification_metrics(test[label], refitted.predict(test))
-    sizes: dict[str, Any] = {"split": split, "train_flows": len(train), "test_flows": len(test)}
+    sizes: dict[str, Any] = {"split": split, "train_flows": len(train), "test_flows": len(test),
+                             "too_small_to_validate": refitted.training["too_small_to_validate"]}
     if group in flows.columns:
         sizes |= {"captures": int(flows[group].nunique()), "train_captures": int(train[group].nunique()),
                   "test_captures": int(test[group].nunique())}
