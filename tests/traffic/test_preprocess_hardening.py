@@ -88,6 +88,16 @@ def test_standardised_output_keeps_distinct_values_that_float32_would_merge():
     assert len(np.unique(out)) == len(values)
 
 
+def test_the_tree_model_sees_every_distinct_value_of_a_column_with_a_huge_one():
+    frame = rates(2_000)
+    frame.loc[len(frame)] = 1e30
+    frame["label"] = np.where(frame["Fwd Packets/s"] > 1000, "fast", "slow")
+    model = fit_model(frame, ColumnSpec(label="label"), "tree")
+    inputs = model.transform(frame)[:, 0]
+    assert len(np.unique(inputs)) == len(frame)
+    assert (model.predict(frame) == frame["label"]).mean() > 0.99
+
+
 def test_log_standard_scaling_keeps_columns_apart_beside_a_huge_value():
     frame = pd.DataFrame({"bytes": [10.0, 20.0, 30.0, 40.0, 1e30]})
     out = TrafficPreprocessor(ports=(), scaling="log-standard").fit_transform(frame)[:, 0]

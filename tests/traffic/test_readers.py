@@ -148,3 +148,11 @@ def test_real_iot23_and_unsw_tables_get_their_roles():
     unsw, unsw_spec, _ = read_flows([sample("unsw-nb15", "unsw-nb15_1_sampled.csv")])
     assert {"Stime", "Ltime"} <= set(unsw_spec.exclude) and unsw_spec.labels == ["label"]
     assert np.isfinite(unsw["sbytes"]).all()
+
+
+def test_real_nfstream_flows_of_cic_ids2017_get_the_nfstream_roles():
+    flows, spec, _ = read_flows([sample("nfstream-cic2017", "monday-workinghours_raw_flows.parquet")])
+    assert spec.ports == ["src_port", "dst_port"] and spec.labels == ["application_name"]
+    assert spec.key_columns(list(flows.columns)) == ["id", "src_ip", "src_port", "dst_ip", "dst_port"]
+    assert spec.feature_columns(list(flows.columns)) == ["src_port", "dst_port", "protocol",
+                                                         "bidirectional_packets", "bidirectional_bytes"]
