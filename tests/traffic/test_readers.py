@@ -9,7 +9,9 @@ import pytest
 from fedfleet.errors import DataError
 from fedfleet.traffic.model import fit_model
 from fedfleet.traffic.readers import read_flows, read_table
+from fedfleet.traffic.schema import CIC_SPEC
 
+DATA = Path(__file__).parent / "data"  # a few real rows, sources in data/README.md
 SAMPLES = Path("/work/samples")  # public samples, fetched outside the repo (see docs/traffic.md)
 ZEEK_HEADER = ("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n"
                "#open\t2019-01-01-00-00-00\n")
@@ -156,3 +158,25 @@ def test_real_nfstream_flows_of_cic_ids2017_get_the_nfstream_roles():
     assert spec.key_columns(list(flows.columns)) == ["id", "src_ip", "src_port", "dst_ip", "dst_port"]
     assert spec.feature_columns(list(flows.columns)) == ["src_port", "dst_port", "protocol",
                                                          "bidirectional_packets", "bidirectional_bytes"]
+
+
+def test_real_cicflowmeter_rows_read_with_cic_roles_and_invalid_cells_null():
+    flows, spec, _ = read_flows([DATA / "cic_ids2017_rows.csv"])
+    assert spec == CIC_SPEC and len(flows) == 25 and len(flows.columns) == 79
+    assert flows.columns[0] == "Destination Port" and "Fwd Header Length.1" in flows.columns
+    assert flows["Label"].value_counts()["Web Attack \ufffd XSS"] == 3
+    model = fit_model(flows, spec, "tree")
+    assert model.preprocessor.kinds_["Destination Port"] == "port"
+    assert model.preprocessor.kinds_["Flow Bytes/s"] == "numeric"
+    inputs = model.transform(flows)
+    bytes_per_s = inputs[:, list(model.preprocessor.get_feature_names_out()).index("Flow Bytes/s")]
+    raw = pd.to_numeric(flows["Flow Bytes/s"]).to_numpy()  # the CSV's "Infinity" and "NaN" cells
+    assert (~np.isfinite(raw)).sum() == 8
+    np.testing.assert_array_equal(np.isnan(bytes_per_s), ~np.isfinite(raw))
+    assert "Label" not in model.features
+
+
+def test_public_cic_ids2017_slices_read_whole():
+    paths = sorted(sample("cic-ids2017").glob("*.csv"))
+    flows, spec, _ = read_flows(paths)
+    assert spec == CIC_SPEC and len(flows) == sum(len(pd.read_csv(path, usecols=[0])) for path in paths)
