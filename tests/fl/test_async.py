@@ -236,3 +236,31 @@ def test_report_compares_async_and_sync_runs(tmp_path):
     page = write_runs_report([tmp_path / "sync", tmp_path / "fedbuff"], tmp_path / "report.html").read_text()
     for figure in ("accuracy_time", "staleness", "participation"):
         assert f"report_{figure}.png" in page and (tmp_path / f"report_{figure}.png").exists()
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_async_checkpoint_is_data_and_a_crafted_one_runs_no_code(tmp_path):
+    import pickle
+
+    from fedfleet.errors import CheckpointError
+    from fedfleet.fl.checkpoint import load_checkpoint
+
+    run_simulation(load_config(async_config("fedasmu")), out_dir=tmp_path / "run")
+    folder = tmp_path / "run" / "checkpoint"
+    assert sorted(p.suffix for p in folder.iterdir()) == [".json", ".safetensors"]
+    state = load_checkpoint(folder)
+    assert state.extra["queue"]["events"] and all(isinstance(e["data"], dict) for e in state.extra["queue"]["events"])
+    marker = tmp_path / "pwned"
+    for path in folder.iterdir():
+        path.unlink()
+    (folder / "state.pt").write_bytes(pickle.dumps(_Exploit(str(marker))))
+    with pytest.raises(CheckpointError):
+        resume_simulation(tmp_path / "run")
+    assert not marker.exists()

@@ -22,7 +22,7 @@ import torch
 
 from fedfleet.config import RunConfig
 from fedfleet.errors import ConfigError
-from fedfleet.fl.checkpoint import RunState, run_fingerprint, save_checkpoint
+from fedfleet.fl.checkpoint import RunState, save_checkpoint
 from fedfleet.fl.client import evaluate
 from fedfleet.fl.events import Event, EventQueue
 from fedfleet.fl.faults import Availability
@@ -32,9 +32,8 @@ from fedfleet.fl.messages import ClientUpdate, LocalTrainingPlan, TrainTask
 from fedfleet.fl.params import get_flat, set_flat
 from fedfleet.fl.run_dir import RunDirectory
 from fedfleet.fl.strategies import Arrival, AsyncStrategy, FederationInfo
-from fedfleet.fl.sync_runner import RunnerParts, plan_from_config, task_seed
+from fedfleet.fl.sync_runner import RunnerParts, initial_state, plan_from_config, task_seed
 from fedfleet.fl.validation import Rejection, ServerKnowledge, validate_updates
-from fedfleet.seeding import EngineStream, stream
 
 log = logging.getLogger(__name__)
 
@@ -91,30 +90,19 @@ class AsyncRunner:
         self.message_bytes = params.numel() * BYTES_PER_PARAM
         queue = EventQueue()
         queue.push(0.0, DISPATCH, rank=DISPATCH_RANK)
-        self.state = RunState(
-            step=0,
-            params=params,
-            strategy_state={},
-            rng_state=dict(stream(config.seed, EngineStream.ROUNDS).bit_generator.state),
-            clock=0.0,
-            wall_time_s=0.0,
-            records=[],
-            totals={"updates_accepted": 0, "updates_rejected": 0, "failed": 0, "timed_out": 0,
-                    "bytes_up": 0, "bytes_down": 0},
-            extra={
-                "queue": queue.state_dict(),
-                "tasks": {},  # task id -> the in-flight task (plain data and tensors)
-                "next_task": 0,
-                "repeats": {},  # "client" -> [version, tasks of that client at that version]
-                "window": [],  # staleness of the arrivals since the last record
-                "losses": [],  # train losses of the accepted updates since the last record
-                "staleness_counts": {},  # over the whole run
-                "participation": [0] * len(self.sizes),  # accepted updates per device
-                "version_times": [0.0],  # virtual time each version was made
-                "stop_reason": None,
-            },
-            fingerprint=run_fingerprint(config, params),
-        )
+        extra = {
+            "queue": queue.state_dict(),
+            "tasks": {},  # task id -> the in-flight task (plain data and tensors)
+            "next_task": 0,
+            "repeats": {},  # "client" -> [version, tasks of that client at that version]
+            "window": [],  # staleness of the arrivals since the last record
+            "losses": [],  # train losses of the accepted updates since the last record
+            "staleness_counts": {},  # over the whole run
+            "participation": [0] * len(self.sizes),  # accepted updates per device
+            "version_times": [0.0],  # virtual time each version was made
+            "stop_reason": None,
+        }
+        self.state = initial_state(config, params, ("failed", "timed_out"), extra)
         self.queue = queue
         self.rng = np.random.default_rng()
         self.events: list[tuple[float, str, dict[str, Any]]] = []  # handled events, in order (this session)
@@ -211,9 +199,9 @@ class AsyncRunner:
             return
         now, version, fleet = self.queue.now, self.state.step, self.parts.fleet
         busy = {task["client"] for task in self.tasks.values()}
-        candidates = [d.device_id for d in fleet  # one availability draw per device, as in a sync round
-                      if self.rng.random() < d.availability and d.device_id not in busy
-                      and self.availability.online(d.device_id, now)]
+        answers = self.rng.random(len(fleet)) < np.array([d.availability for d in fleet])  # as in a sync round
+        candidates = [d.device_id for d, answer in zip(fleet, answers, strict=True)
+                      if answer and d.device_id not in busy and self.availability.online(d.device_id, now)]
         chosen = self.parts.selector.select(version + 1, np.array(candidates, dtype=np.int64), free, self.rng) \
             if candidates else np.array([], dtype=np.int64)
         plan = self.strategy.configure_train(self.plan, version + 1)

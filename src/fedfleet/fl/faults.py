@@ -22,24 +22,39 @@ from fedfleet.seeding import EngineStream, stream
 
 
 class Availability:
-    """Every device always online; subclasses describe intervals of presence."""
-
-    def intervals(self, device: int, until: float) -> list[tuple[float, float]]:
-        """The device's online intervals ``[start, end)``, sorted, covering at least up to ``until``."""
-        del device, until
-        return [(0.0, math.inf)]
+    """Every device always online (the default); :class:`IntervalAvailability` describes presence by intervals."""
 
     def online(self, device: int, time: float) -> bool:
         """Whether ``device`` is online at ``time``."""
-        return self._current(device, time) is not None
+        del device, time
+        return True
 
     def online_until(self, device: int, time: float) -> float:
         """End of the online interval holding ``time`` (``time`` itself when offline)."""
+        del device, time
+        return math.inf
+
+    def next_online(self, device: int, time: float) -> float | None:
+        """The first moment at or after ``time`` the device is online; None if never again."""
+        del device
+        return time
+
+
+class IntervalAvailability(Availability):
+    """Presence given by each device's online intervals ``[start, end)``."""
+
+    def intervals(self, device: int, until: float) -> list[tuple[float, float]]:
+        """The device's online intervals, sorted, covering at least up to ``until``."""
+        raise NotImplementedError
+
+    def online(self, device: int, time: float) -> bool:
+        return self._current(device, time) is not None
+
+    def online_until(self, device: int, time: float) -> float:
         current = self._current(device, time)
         return time if current is None else current[1]
 
     def next_online(self, device: int, time: float) -> float | None:
-        """The first moment at or after ``time`` the device is online; None if never again."""
         if self.online(device, time):
             return time
         starts = [start for start, _ in self.intervals(device, time) if start > time]
@@ -53,7 +68,7 @@ class Availability:
         return None
 
 
-class DropoutAvailability(Availability):
+class DropoutAvailability(IntervalAvailability):
     """Alternating online/offline periods with exponential lengths, drawn per device.
 
     Each device starts online with the stationary probability ``on / (on + off)``; its periods
@@ -84,7 +99,7 @@ class DropoutAvailability(Availability):
         return spans
 
 
-class TraceAvailability(Availability):
+class TraceAvailability(IntervalAvailability):
     """Online intervals replayed from a trace file (see the module docstring)."""
 
     def __init__(self, spans: dict[int, list[tuple[float, float]]]) -> None:

@@ -42,6 +42,16 @@ def plan_from_config(config: RunConfig) -> LocalTrainingPlan:
     return LocalTrainingPlan(train.local_epochs, train.batch_size, train.lr, train.momentum, train.weight_decay)
 
 
+def initial_state(config: RunConfig, params: torch.Tensor, counters: Sequence[str],
+                  extra: dict[str, Any]) -> RunState:
+    """A run's state before its first step: zero totals (the common ones and ``counters``), the round stream."""
+    totals = dict.fromkeys(("updates_accepted", "updates_rejected", *counters, "bytes_up", "bytes_down"), 0)
+    return RunState(step=0, params=params, strategy_state={},
+                    rng_state=dict(stream(config.seed, EngineStream.ROUNDS).bit_generator.state),
+                    clock=0.0, wall_time_s=0.0, records=[], totals=totals, extra=extra,
+                    fingerprint=run_fingerprint(config, params))
+
+
 @dataclass
 class RunnerParts:
     """The pluggable pieces a runner is assembled from."""
@@ -92,19 +102,7 @@ class SyncRunner:
         self.stop_reason: str | None = None
         self.plan = plan_from_config(config)
         parts.strategy.setup(FederationInfo(parts.data.num_samples(), parts.data.label_histograms()))
-        params = get_flat(parts.model)
-        self.state = RunState(
-            step=0,
-            params=params,
-            strategy_state={},
-            rng_state=dict(stream(config.seed, EngineStream.ROUNDS).bit_generator.state),
-            clock=0.0,
-            wall_time_s=0.0,
-            records=[],
-            totals={"updates_accepted": 0, "updates_rejected": 0, "dropped": 0, "bytes_up": 0, "bytes_down": 0},
-            extra={},
-            fingerprint=run_fingerprint(config, params),
-        )
+        self.state = initial_state(config, get_flat(parts.model), ("dropped",), {})
 
     def resume_from(self, state: RunState) -> None:
         """Continue from a checkpointed state instead of round 0."""
