@@ -144,6 +144,8 @@ def test_classifier_parameters_are_checked_before_training(flows):
         fit(flows, "mlp", classifier_params={"hidden": [0]})
     with pytest.raises(ConfigError, match="lr"):
         fit(flows, "mlp", classifier_params={"lr": -1})
+    with pytest.raises(ConfigError, match="categorical_features is not supported"):
+        fit(flows, classifier_params={"categorical_features": [0]})
 
 
 @pytest.mark.parametrize("classifier", ["tree", "mlp"])
