@@ -10,7 +10,7 @@ and path; a sample whose file is absent is skipped):
 - Zeek: a Trickbot infection's conn.log (TSV), label ``service`` (nDPI-style: the
   application protocol Zeek recognised; flows without one left out); random split;
 - CIC-IDS2017 CICFlowMeter CSVs, only when given with ``--cic`` (the slices fetched here hold
-  7 attacks in 8,000 flows: too few).
+  7 attacks in about 8,000 flows: too few).
 
 The baseline is what a user would write first: label columns and the capture dropped,
 text columns as ordinal codes (unseen values missing), numbers as they are (±inf
