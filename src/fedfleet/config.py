@@ -127,7 +127,8 @@ class AggregatorConfig(_Section):
     """How the accepted updates of a round are combined; composes with any strategy."""
 
     # mean keeps the strategy's own weighted average; median / trimmed_mean replace it coordinate-wise;
-    # krum / multi_krum first keep the update(s) closest to their neighbours (Blanchard et al., 2017)
+    # krum / multi_krum first keep the update(s) closest to their neighbours (Blanchard et al., 2017);
+    # asynchronous strategies take one update at a time, so with them only mean (with clip_norm) applies
     name: Literal["mean", "median", "trimmed_mean", "krum", "multi_krum"] = "mean"
     trim_fraction: float = Field(0.1, ge=0, lt=0.5)  # share cut from each end per coordinate (trimmed_mean)
     num_byzantine: int | None = Field(None, ge=0)  # attackers Krum tolerates; None: the most it can, (n - 3) // 2
@@ -135,7 +136,7 @@ class AggregatorConfig(_Section):
     # clip each update's delta to this L2 norm before aggregating; "auto": the median update norm of
     # the last clip_history aggregations (a server-side bound a poisoned model cannot move); None: off
     clip_norm: float | Literal["auto"] | None = None
-    clip_history: int = Field(10, ge=1)  # aggregations whose update norms the "auto" bound spans
+    clip_history: int = Field(10, ge=1)  # aggregations (async: arrivals) whose update norms "auto" spans
 
     @field_validator("clip_norm", mode="before")
     @classmethod

@@ -10,8 +10,10 @@ from fedfleet.config import AggregatorConfig, load_config
 from fedfleet.errors import ConfigError
 from fedfleet.fl.messages import ClientUpdate
 from fedfleet.fl.strategies import FedAvg, FedNova, Strategy, with_aggregator
+from fedfleet.fl.strategies.async_base import Arrival, AsyncStrategy
 from fedfleet.fl.strategies.fednova import momentum_normaliser
 from fedfleet.fl.strategies.robust import (
+    ClippedArrivals,
     RobustAggregation,
     clip_factors,
     coordinate_median,
@@ -208,3 +210,29 @@ def test_aggregator_values_parse():
     assert (config.aggregator.name, config.aggregator.clip_norm, config.aggregator.num_byzantine) == (
         "multi_krum", "auto", 2)
     assert load_config(None, ["aggregator.clip_norm=2"]).aggregator.clip_norm == 2.0
+
+
+class Recording(AsyncStrategy):
+    """An asynchronous strategy that applies each arriving delta and remembers it."""
+
+    name = "recording"
+
+    def __init__(self):
+        self.received = []
+
+    def receive(self, global_params, arrival):
+        self.received.append(arrival.update.delta)
+        return global_params + arrival.update.delta
+
+
+def test_asynchronous_arrivals_are_clipped_one_by_one_against_recent_arrivals():
+    inner = Recording()
+    strategy = with_aggregator(inner, AggregatorConfig(clip_norm="auto", clip_history=3))
+    assert isinstance(strategy, ClippedArrivals) and strategy.name == "recording"
+    for version, size in enumerate([1.0, 2.0, 3.0, 400.0, 500.0]):
+        strategy.receive(torch.zeros(1), Arrival(update(version, [size]), torch.zeros(1), version))
+    # Bounds: the lower median of the last three arrivals' norms: 1, 1, 2, 3, 400.
+    assert [float(d) for d in inner.received] == [1.0, 1.0, 2.0, 3.0, 400.0]
+    restored = with_aggregator(Recording(), AggregatorConfig(clip_norm="auto", clip_history=3))
+    restored.load_state_dict(strategy.state_dict())
+    assert restored.state_dict() == strategy.state_dict()

@@ -1,4 +1,4 @@
-"""Robust aggregation and the validation history in whole runs: the issue's attacks, resume, pass-through."""
+"""Robust aggregation and the validation history in whole runs: the issue's attacks, resume, async, pass-through."""
 
 import json
 
@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from fedfleet.config import load_config
+from fedfleet.errors import ConfigError
 from fedfleet.fl import resume_simulation, run_simulation
 from fedfleet.fl.attacks import ModelPoisoning, SignFlipToNorm, choose_attackers
 from fedfleet.fl.messages import ClientUpdate, TrainTask
+from tests.fl.test_async import async_config
 from tests.fl.test_runs import StopAfter, without_wall_time
 
 ATTACKERS = {0, 1}
@@ -115,3 +117,23 @@ def test_random_attack_has_the_scaled_norm_and_depends_on_the_task_seed():
     again = hook(TrainTask(0, torch.zeros(3), 0, None, seed=1), honest).delta  # type: ignore[arg-type]
     other = hook(TrainTask(0, torch.zeros(3), 0, None, seed=2), honest).delta  # type: ignore[arg-type]
     assert float(first.norm()) == pytest.approx(25.0) and torch.equal(first, again) and not torch.equal(first, other)
+
+
+@pytest.mark.parametrize("strategy", ["fedasync", "fedbuff", "fedasmu"])
+def test_auto_clipping_runs_and_resumes_with_every_asynchronous_strategy(strategy, tmp_path):
+    config = load_config(async_config(strategy, rounds=8), ["aggregator.clip_norm=auto", "checkpoint_every=3"])
+    attack = [ModelPoisoning({1}, "boost", scale=50.0)]
+    plain = run_simulation(load_config(async_config(strategy, rounds=8)), client_hooks=attack)
+    clipped = run_simulation(config, out_dir=tmp_path / "full", client_hooks=attack)
+    assert without_wall_time(clipped.history) != without_wall_time(plain.history)
+    with pytest.raises(KeyboardInterrupt):
+        run_simulation(config, out_dir=tmp_path / "cut", client_hooks=attack, callbacks=[StopAfter(5)])
+    resumed = resume_simulation(tmp_path / "cut", client_hooks=attack)
+    assert without_wall_time(resumed.history) == without_wall_time(clipped.history)
+
+
+@pytest.mark.parametrize("aggregator", ["median", "trimmed_mean", "krum", "multi_krum"])
+def test_a_cohort_rule_for_an_asynchronous_strategy_is_one_clear_error(aggregator):
+    config = load_config(async_config("fedbuff"), [f"aggregator.name={aggregator}"])
+    with pytest.raises(ConfigError, match=rf"aggregator.name={aggregator} needs a cohort .*'fedbuff'.*clip_norm"):
+        run_simulation(config)

@@ -1,8 +1,9 @@
 """Robust aggregation: coordinate median, trimmed mean, Krum / multi-Krum and norm clipping.
 
 The arithmetic lives in pure functions over stacked deltas ``(n, d)``; :class:`RobustAggregation`
-wraps any strategy with them, so FedAvg, FedProx, FedNova (and any strategy that averages through
-``Strategy.combine``) keep their own plans, weights and normalisation.
+wraps any synchronous strategy with them, so FedAvg, FedProx, FedNova (and any strategy that averages
+through ``Strategy.combine``) keep their own plans, weights and normalisation.
+:class:`ClippedArrivals` clips the updates of an asynchronous strategy (FedAsync, FedBuff, FedASMU).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from fedfleet.config import AggregatorConfig
 from fedfleet.errors import ConfigError
 from fedfleet.fl.messages import ClientUpdate, LocalTrainingPlan
+from fedfleet.fl.strategies.async_base import Arrival, AsyncStrategy
 from fedfleet.fl.strategies.base import Combiner, FederationInfo, Strategy
 
 
@@ -99,13 +101,42 @@ def _combiner(config: AggregatorConfig) -> Combiner | None:
     return None
 
 
-class RobustAggregation(Strategy):
-    """Any strategy, with its updates clipped and screened and its mean replaced as configured.
+class NormClip:
+    """Scales deltas to at most a bound: ``clip_norm``, or for ``"auto"`` the lower median of the
+    update norms of the last ``clip_history`` aggregations, the current one included.
 
-    Per aggregation: (1) with ``clip_norm``, each delta is scaled to at most the bound (a number, or
-    for ``"auto"`` the lower median of the update norms of the last ``clip_history`` aggregations,
-    this one included: a minority of attackers cannot raise it, and it never depends on the global
-    model); (2) ``krum`` / ``multi_krum`` keep the 1 / m updates with the lowest Krum scores;
+    A minority of attackers cannot raise the auto bound, and it never depends on the global model.
+    """
+
+    def __init__(self, config: AggregatorConfig) -> None:
+        self.config = config
+        self.history: deque[list[float]] = deque(maxlen=config.clip_history)
+
+    def bound(self, norms: torch.Tensor) -> float:
+        """The bound for this aggregation's update norms (recorded for later "auto" bounds)."""
+        if self.config.clip_norm != "auto":
+            assert self.config.clip_norm is not None
+            return float(self.config.clip_norm)
+        self.history.append([float(x) for x in norms])
+        return lower_median([x for recorded in self.history for x in recorded])
+
+    def __call__(self, deltas: torch.Tensor) -> torch.Tensor:
+        """(n, d) → (n, d), each row scaled to at most the bound."""
+        norms = deltas.norm(dim=1)
+        return deltas * clip_factors(norms, self.bound(norms))[:, None]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"norm_history": list(self.history)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = deque(state["norm_history"], maxlen=self.config.clip_history)
+
+
+class RobustAggregation(Strategy):
+    """Any synchronous strategy, with its updates clipped and screened and its mean replaced as configured.
+
+    Per aggregation: (1) with ``clip_norm``, each delta is scaled by :class:`NormClip`;
+    (2) ``krum`` / ``multi_krum`` keep the 1 / m updates with the lowest Krum scores;
     (3) the wrapped strategy aggregates what is left, with ``median`` / ``trimmed_mean`` in place of
     its weighted mean.
 
@@ -127,7 +158,7 @@ class RobustAggregation(Strategy):
         self.config = config
         self.name = inner.name
         self.combines_cohort = inner.combines_cohort
-        self.norm_history: deque[list[float]] = deque(maxlen=config.clip_history)
+        self.clip = NormClip(config) if config.clip_norm is not None else None
 
     def setup(self, info: FederationInfo) -> None:
         self.inner.setup(info)
@@ -136,14 +167,13 @@ class RobustAggregation(Strategy):
         return self.inner.configure_train(plan, round_index)
 
     def aggregate(self, global_params: torch.Tensor, updates: Sequence[ClientUpdate]) -> torch.Tensor:
-        kept = self.screen(updates)
-        return self.inner.aggregate(global_params, kept)
+        return self.inner.aggregate(global_params, self.screen(updates))
 
     def screen(self, updates: Sequence[ClientUpdate]) -> list[ClientUpdate]:
         """The updates the wrapped strategy aggregates: clipped, then chosen by Krum where configured."""
         deltas = torch.stack([u.delta for u in updates])  # (n, d)
-        if self.config.clip_norm is not None:
-            deltas = self._clip(deltas)
+        if self.clip is not None:
+            deltas = self.clip(deltas)
         kept = list(range(len(updates)))
         if self.config.name in ("krum", "multi_krum"):
             f = max_byzantine(len(updates)) if self.config.num_byzantine is None else self.config.num_byzantine
@@ -151,29 +181,61 @@ class RobustAggregation(Strategy):
             kept = krum_select(deltas, f, keep)
         return [dataclasses.replace(updates[i], delta=deltas[i]) for i in kept]
 
-    def clip_bound(self, norms: torch.Tensor) -> float:
-        """The clipping bound for this aggregation's update norms (recorded for later "auto" bounds)."""
-        if self.config.clip_norm != "auto":
-            assert self.config.clip_norm is not None
-            return float(self.config.clip_norm)
-        self.norm_history.append([float(x) for x in norms])
-        return lower_median([x for recorded in self.norm_history for x in recorded])
-
-    def _clip(self, deltas: torch.Tensor) -> torch.Tensor:
-        norms = deltas.norm(dim=1)
-        factors = clip_factors(norms, self.clip_bound(norms))
-        return deltas * factors[:, None]
-
     def state_dict(self) -> dict[str, Any]:
-        return {"inner": self.inner.state_dict(), "norm_history": list(self.norm_history)}
+        clip = self.clip.state_dict() if self.clip is not None else {}
+        return {"inner": self.inner.state_dict(), **clip}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.inner.load_state_dict(state["inner"])
-        self.norm_history = deque(state["norm_history"], maxlen=self.config.clip_history)
+        if self.clip is not None:
+            self.clip.load_state_dict(state)
+
+
+class ClippedArrivals(AsyncStrategy):
+    """An asynchronous strategy whose arriving deltas are clipped by :class:`NormClip` (one per arrival)."""
+
+    def __init__(self, inner: AsyncStrategy, config: AggregatorConfig) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.refresh_at = inner.refresh_at
+        self.clip = NormClip(config)
+
+    def setup(self, info: FederationInfo) -> None:
+        self.inner.setup(info)
+
+    def configure_train(self, plan: LocalTrainingPlan, round_index: int) -> LocalTrainingPlan:
+        return self.inner.configure_train(plan, round_index)
+
+    def receive(self, global_params: torch.Tensor, arrival: Arrival) -> torch.Tensor | None:
+        delta = self.clip(arrival.update.delta[None])[0]
+        clipped = dataclasses.replace(arrival, update=dataclasses.replace(arrival.update, delta=delta))
+        return self.inner.receive(global_params, clipped)
+
+    def refresh(self, local: torch.Tensor, fresh: torch.Tensor, gained: int) -> torch.Tensor:
+        return self.inner.refresh(local, fresh, gained)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"inner": self.inner.state_dict(), **self.clip.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.inner.load_state_dict(state["inner"])
+        self.clip.load_state_dict(state)
 
 
 def with_aggregator(strategy: Strategy, config: AggregatorConfig) -> Strategy:
-    """``strategy`` itself for the plain mean without clipping (bit-identical), otherwise wrapped."""
+    """``strategy`` itself for the plain mean without clipping (bit-identical), otherwise wrapped.
+
+    Raises
+    ------
+    ConfigError
+        A cohort rule (median, trimmed mean, Krum) for an asynchronous strategy, which takes one
+        update at a time.
+    """
     if config.name == "mean" and config.clip_norm is None:
         return strategy
+    if isinstance(strategy, AsyncStrategy):
+        if config.name != "mean":
+            raise ConfigError(f"aggregator.name={config.name} needs a cohort of updates; asynchronous strategy "
+                              f"{strategy.name!r} takes one at a time: use aggregator.name=mean with clip_norm")
+        return ClippedArrivals(strategy, config)
     return RobustAggregation(strategy, config)
