@@ -133,6 +133,8 @@ CASES = [  # (name, classifier, damage, expected message)
     ("infinite leaf", "tree", _tensors(lambda a: a["nodes.value"].__setitem__(-1, np.inf)), "non-finite"),
     ("MLP widths edited", "mlp", _edit_json("model.json", lambda m: m | {
         "classifier_params": m["classifier_params"] | {"hidden": [8]}}), "weights do not fit"),
+    ("MLP widths huge", "mlp", _edit_json("model.json", lambda m: m | {  # refused before any network is built
+        "classifier_params": m["classifier_params"] | {"hidden": [10**9, 10**9]}}), "weights do not fit"),
     ("manifest is a list", "tree", _edit_json("model.json", lambda m: [m]), "model format None"),
     ("manifest binary", "tree", _bytes("model.json", b"\xff\xfe\x00garbage"), "corrupt model file"),
     ("manifest truncated", "tree", _bytes("model.json", b'{"format_version": 2, "classes'), "corrupt model file"),

@@ -156,15 +156,18 @@ def load_mlp(path: Path, params: dict[str, Any], classes: Sequence[str], num_fea
     """
     tensors = _read(path, load_tensors)
     classifier = MLPTrafficClassifier(**params)
+    widths = [num_features, *classifier.hidden, len(classes)]
+    expected: dict[str, tuple[int, ...]] = {}  # build_mlp's layers: Linear at every other index of the Sequential
+    for layer, (width_in, width_out) in enumerate(itertools.pairwise(widths)):
+        expected |= {f"{2 * layer}.weight": (width_out, width_in), f"{2 * layer}.bias": (width_out,)}
+    shapes = {name: tuple(tensor.shape) for name, tensor in tensors.items()}
+    if shapes != expected:  # checked before any network is built from the manifest's widths
+        raise DataError(f"{path}: weights do not fit an MLP of {num_features} inputs, hidden "
+                        f"{list(classifier.hidden)} and {len(classes)} classes")
     classifier.classes_ = np.asarray(classes, dtype=object)
     classifier.n_features_in_ = num_features
     classifier.module_ = build_mlp(num_features, len(classes), classifier.hidden)
-    try:
-        classifier.module_.load_state_dict(tensors)
-    except RuntimeError as exc:
-        reason = " ".join(str(exc).split())[:300]
-        raise DataError(f"{path}: weights do not fit an MLP of {num_features} inputs, hidden "
-                        f"{list(classifier.hidden)} and {len(classes)} classes ({reason})") from None
+    classifier.module_.load_state_dict({name: tensor.float() for name, tensor in tensors.items()})
     if not all(torch.isfinite(tensor).all() for tensor in tensors.values()):
         raise DataError(f"{path}: weights hold NaN or infinite values")
     classifier.module_.eval()
