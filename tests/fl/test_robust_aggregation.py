@@ -19,10 +19,10 @@ from fedfleet.fl.strategies.robust import (
     coordinate_median,
     krum_scores,
     krum_select,
-    lower_median,
     max_byzantine,
     trimmed_mean,
 )
+from fedfleet.fl.validation import lower_median
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, width=32)
 

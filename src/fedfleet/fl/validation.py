@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,12 @@ class ServerKnowledge:
         return self.plan.epochs * math.ceil(int(self.num_samples[client_id]) / self.plan.batch_size)
 
 
+def lower_median(values: Iterable[float]) -> float:
+    """The lower median (an actual element; of two values, the smaller): a minority cannot raise it."""
+    ordered = sorted(values)
+    return ordered[(len(ordered) - 1) // 2]
+
+
 class ValidationHistory:
     """What the server remembers of recent rounds to judge the next one.
 
@@ -81,8 +87,7 @@ class ValidationHistory:
 
     @property
     def reference_norm(self) -> float:
-        ordered = sorted(self.global_norms)
-        return ordered[(len(ordered) - 1) // 2]
+        return lower_median(self.global_norms)
 
     @property
     def recent_norms(self) -> tuple[tuple[float, float], ...]:

@@ -21,6 +21,7 @@ from fedfleet.errors import ConfigError
 from fedfleet.fl.messages import ClientUpdate, LocalTrainingPlan
 from fedfleet.fl.strategies.async_base import Arrival, AsyncStrategy
 from fedfleet.fl.strategies.base import Combiner, FederationInfo, Strategy
+from fedfleet.fl.validation import lower_median
 
 
 def coordinate_median(deltas: torch.Tensor) -> torch.Tensor:
@@ -68,12 +69,6 @@ def max_byzantine(n: int) -> int:
 def clip_factors(norms: torch.Tensor, bound: float) -> torch.Tensor:
     """(n,) → (n,): the scale ``min(1, bound / norm)`` that brings each norm within ``bound``."""
     return torch.clamp(bound / norms.clamp_min(torch.finfo(norms.dtype).tiny), max=1.0)
-
-
-def lower_median(values: Sequence[float]) -> float:
-    """The lower median (an actual element; with two values, the smaller)."""
-    ordered = sorted(values)
-    return ordered[(len(ordered) - 1) // 2]
 
 
 class MedianCombiner:
@@ -168,6 +163,9 @@ class RobustAggregation(Strategy):
 
     def aggregate(self, global_params: torch.Tensor, updates: Sequence[ClientUpdate]) -> torch.Tensor:
         return self.inner.aggregate(global_params, self.screen(updates))
+
+    def check_update(self, update: ClientUpdate) -> str | None:
+        return self.inner.check_update(update)
 
     def screen(self, updates: Sequence[ClientUpdate]) -> list[ClientUpdate]:
         """The updates the wrapped strategy aggregates: clipped, then chosen by Krum where configured."""
