@@ -63,6 +63,15 @@ def test_federated_fit_drops_only_columns_empty_at_every_site():
     assert pooled.dropped_ == ["never"]
 
 
+def test_sites_share_only_counts_of_columns_that_are_not_normalised():
+    site = pd.DataFrame({"dst_port": [443, 80, np.nan], "proto": ["tcp", "udp", "tcp"], "bytes": [1.0, 3.0, 5.0]})
+    pre = TrafficPreprocessor(ports=("dst_port",)).fit_mapping(site)
+    moments = pre.column_moments(site)
+    assert (moments["dst_port"].count, moments["proto"].count) == (2, 3)
+    assert all(m.mean == 0 and m.m2 == 0 and m.low == np.inf for m in (moments["dst_port"], moments["proto"]))
+    assert moments["bytes"].mean == 3.0 and moments["bytes"].high == 5.0
+
+
 def rates(count: int = 15_000) -> pd.DataFrame:
     """A CICFlowMeter-like packets-per-second column: many distinct values over 7 decades."""
     rng = np.random.default_rng(1)

@@ -133,12 +133,13 @@ class TrafficPreprocessor(TransformerMixin, BaseEstimator):
         return self._set_mapping(merge_site_mappings([part._mapping() for part in parts]))
 
     def column_moments(self, X: pd.DataFrame) -> dict[str, Moments]:
-        """Moments of each kept column of ``X`` after steps 1 and 2 (needs the mapping); the
-        normalised columns' moments give the statistics, every column's count says whether
-        it holds any value at all."""
+        """Moments of each normalised column of ``X`` after steps 1 and 2 (needs the mapping),
+        and the count of valid values of every other column, which says whether it holds any
+        value at all."""
         check_is_fitted(self, "kinds_")
         frame = _as_frame(X)
-        return {name: Moments.of(self._characteristic(name, frame[name])) for name in self.kinds_}
+        return {name: (Moments.of if self._is_normalised(name) else Moments.count_of)(
+                    self._characteristic(name, frame[name])) for name in self.kinds_}
 
     def fit_scaling(self, moments: dict[str, Moments]) -> TrafficPreprocessor:
         """Second half of ``fit``: drop the columns without a single valid value, then the

@@ -34,6 +34,12 @@ class Moments:
         return cls(int(finite.size), mean, float(np.square(finite - mean).sum()),
                    float(finite.min()), float(finite.max()))
 
+    @classmethod
+    def count_of(cls, values: np.ndarray) -> Moments:
+        """Only the number of finite values (no statistic of them): what a site shares for a
+        column that is not normalised, so the server can tell an empty column."""
+        return cls(int(np.isfinite(values).sum()), 0.0, 0.0, np.inf, -np.inf)
+
     def __add__(self, other: Moments) -> Moments:
         if other.count == 0:
             return self
