@@ -67,10 +67,18 @@ ASYNC_STRATEGY_DEFAULTS: dict[str, Any] = {
     "alpha": 0.6, "staleness": "polynomial", "staleness_a": 0.5, "staleness_b": 4,
     "buffer_size": 10, "mix_scale": 1.0, "meta_lr": 0.05, "refresh_at": 0.5, "refresh_beta": 0.5,
 }
+STRATEGY_KEYS: dict[str, tuple[str, ...]] = {  # every strategy's own keys (docs/noniid.md for noniid)
+    **ASYNC_STRATEGY_KEYS,
+    "noniid": ("adaptive", "epsilon", "lr_lambda", "lr_b", "decay", "reference"),
+}
+STRATEGY_DEFAULTS: dict[str, Any] = {
+    **ASYNC_STRATEGY_DEFAULTS,
+    "adaptive": True, "epsilon": 1e-3, "lr_lambda": 0.1, "lr_b": 0.01, "decay": 0.99, "reference": "counts",
+}
 
 
 class StrategyConfig(_Section):
-    name: str = "fedavg"  # fedavg | fedprox | fednova | fedasync | fedbuff | fedasmu
+    name: str = "fedavg"  # fedavg | fedprox | fednova | noniid | fedasync | fedbuff | fedasmu
     mu: float = Field(0.01, ge=0)  # FedProx proximal coefficient
     server_lr: float = Field(1.0, gt=0)  # global step size applied to the aggregated delta (FedBuff's eta_g)
     # asynchronous strategies (docs/async.md); null for the others, filled with defaults for the chosen one
@@ -83,15 +91,22 @@ class StrategyConfig(_Section):
     meta_lr: float | None = Field(None, ge=0)  # fedasmu: step size of the server-side steps on lambda, sigma, iota
     refresh_at: float | None = Field(None, ge=0, lt=1)  # fedasmu: share of local steps before the refresh; 0 = never
     refresh_beta: float | None = Field(None, ge=0, le=1)  # fedasmu: bound on the device's blend weight beta
+    # noniid (docs/noniid.md): weights n_k / (lambda_k * D_k + b_k), D_k the device's Non-IID degree
+    adaptive: bool | None = None  # noniid: learn lambda_k, b_k per device (FedDH); false: lambda=1, b=epsilon (FedJS)
+    epsilon: float | None = Field(None, gt=0)  # noniid: floor of the denominator, so D_k = 0 cannot divide by 0
+    lr_lambda: float | None = Field(None, ge=0)  # noniid (adaptive): step size on lambda_k
+    lr_b: float | None = Field(None, ge=0)  # noniid (adaptive): step size on b_k
+    decay: float | None = Field(None, gt=0, le=1)  # noniid (adaptive): step sizes x decay per update of the device
+    reference: Literal["counts", "uniform"] | None = None  # noniid: global label distribution devices compare with
 
     @model_validator(mode="after")
     def _own_keys_only(self) -> StrategyConfig:
-        own = ASYNC_STRATEGY_KEYS.get(self.name, ())
-        for key in (k for keys in ASYNC_STRATEGY_KEYS.values() for k in keys):
+        own = STRATEGY_KEYS.get(self.name, ())
+        for key in (k for keys in STRATEGY_KEYS.values() for k in keys):
             if key in own and getattr(self, key) is None:
-                object.__setattr__(self, key, ASYNC_STRATEGY_DEFAULTS[key])
+                object.__setattr__(self, key, STRATEGY_DEFAULTS[key])
             elif key not in own and getattr(self, key) is not None:
-                owners = ", ".join(n for n, keys in ASYNC_STRATEGY_KEYS.items() if key in keys)
+                owners = ", ".join(n for n, keys in STRATEGY_KEYS.items() if key in keys)
                 raise ConfigError(f"strategy.{key} is not a key of strategy {self.name!r}; remove it "
                                   f"(it belongs to {owners})")
         return self

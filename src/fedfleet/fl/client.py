@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from fedfleet.data.datasets import ArrayDataset
+from fedfleet.fl.device_degree import DEGREE_METRIC, local_degree
 from fedfleet.fl.messages import ClientUpdate, TrainTask
 from fedfleet.fl.params import get_flat, set_flat
 
@@ -58,13 +59,16 @@ class LocalTrainer:
                 steps += 1
                 loss_sum += loss.item()
         delta = get_flat(self.model) - task.params
+        metrics = {"train_loss": loss_sum / max(steps, 1)}
+        if plan.label_reference is not None:
+            metrics[DEGREE_METRIC] = local_degree(data.y, plan.label_reference)
         return ClientUpdate(
             client_id=task.client_id,
             delta=delta,
             num_samples=len(data),
             local_steps=steps,
             base_version=task.base_version,
-            metrics={"train_loss": loss_sum / max(steps, 1)},
+            metrics=metrics,
         )
 
 

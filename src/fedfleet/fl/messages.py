@@ -17,6 +17,9 @@ class LocalTrainingPlan:
         Plain SGD settings.
     prox_mu : float
         FedProx proximal coefficient; 0 disables the term ``mu/2 * ||w - w_global||^2``.
+    label_reference : tuple of float, optional
+        A global label distribution (one share per class); when set, the client reports its
+        Non-IID degree against it in ``ClientUpdate.metrics["noniid_degree"]`` (docs/noniid.md).
     """
 
     epochs: int = 1
@@ -25,6 +28,7 @@ class LocalTrainingPlan:
     momentum: float = 0.0
     weight_decay: float = 0.0
     prox_mu: float = 0.0
+    label_reference: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -204,7 +204,8 @@ class SyncRunner:
         for hook in parts.client_hooks:
             updates = [hook(task, update) for task, update in zip(tasks, updates, strict=True)]
         history = self._validation_history()
-        server = ServerKnowledge(params, sizes, plan, history.reference_norm, history.recent_norms)
+        server = ServerKnowledge(params, sizes, plan, history.reference_norm, history.recent_norms,
+                                 parts.strategy.check_update)
         accepted, rejected = validate_updates(updates, server, config.validation.max_norm_ratio)
         if accepted:
             aggregated = parts.strategy.aggregate(params, accepted)

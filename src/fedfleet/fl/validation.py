@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,8 @@ class ServerKnowledge:
     recent_norms : tuple of (float, float)
         (norm, norm per local step) of updates accepted in recent rounds, pooled with a cohort of
         fewer than three for the outlier test.
+    strategy_check : callable, optional
+        The strategy's own test of an update (``Strategy.check_update``): a reason to reject it, or None.
     """
 
     global_params: torch.Tensor
@@ -47,6 +49,7 @@ class ServerKnowledge:
     plan: LocalTrainingPlan
     reference_norm: float | None = None
     recent_norms: tuple[tuple[float, float], ...] = ()
+    strategy_check: Callable[[ClientUpdate], str | None] | None = None
 
     def expected_steps(self, client_id: int) -> int:
         return self.plan.epochs * math.ceil(int(self.num_samples[client_id]) / self.plan.batch_size)
@@ -107,6 +110,7 @@ def validate_updates(
     - a delta of the wrong shape or dtype, or with any NaN/Inf;
     - a ``num_samples`` or ``local_steps`` other than the server's record and plan imply
       (a client claiming more data would take a larger share of the average);
+    - what ``server.strategy_check`` finds (e.g. a missing or impossible Non-IID degree);
     - an L2 norm above ``max_norm_ratio`` x the reference model norm (``server.reference_norm``,
       else the global model's norm; checked for any cohort size, so a single client cannot blow
       the model up when the cohort is small);
@@ -168,4 +172,4 @@ def _malformation(update: ClientUpdate, server: ServerKnowledge, num_params: int
     expected_steps = server.expected_steps(update.client_id)
     if update.local_steps != expected_steps:
         return f"local_steps is {update.local_steps}, the plan implies {expected_steps}"
-    return None
+    return server.strategy_check(update) if server.strategy_check is not None else None

@@ -27,6 +27,13 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.clip(0.5 * kl(p, m) + 0.5 * kl(q, m), 0.0, 1.0)
 
 
+def label_distribution(counts: np.ndarray) -> np.ndarray:
+    """Label counts (num_classes,) as shares summing to 1; all zeros for no labels at all."""
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    return counts / total if total > 0 else np.zeros_like(counts)
+
+
 def noniid_degree(histograms: np.ndarray) -> np.ndarray:
     """Each client's Non-IID degree: JSD (base 2) between its label distribution and the global one.
 
@@ -41,7 +48,7 @@ def noniid_degree(histograms: np.ndarray) -> np.ndarray:
         Shape (num_clients,), values in [0, 1]; 0 means the client's labels match the global mix.
     """
     histograms = np.asarray(histograms, dtype=np.float64)
-    global_dist = histograms.sum(axis=0) / histograms.sum()
+    global_dist = label_distribution(histograms.sum(axis=0))
     sizes = histograms.sum(axis=1, keepdims=True)
     client_dist = np.divide(histograms, sizes, out=np.zeros_like(histograms), where=sizes > 0)
     return js_divergence(client_dist, global_dist)

@@ -10,6 +10,7 @@ from fedfleet.fl.strategies.fedasync import FedAsync
 from fedfleet.fl.strategies.fedavg import FedAvg, FedProx
 from fedfleet.fl.strategies.fedbuff import FedBuff
 from fedfleet.fl.strategies.fednova import FedNova
+from fedfleet.fl.strategies.noniid import NonIIDWeighted
 from fedfleet.fl.strategies.robust import RobustAggregation, with_aggregator
 from fedfleet.registry import Registry
 
@@ -17,6 +18,9 @@ STRATEGIES: Registry[Strategy] = Registry("strategy")
 STRATEGIES.register("fedavg")(lambda cfg: FedAvg(server_lr=cfg.server_lr))
 STRATEGIES.register("fedprox")(lambda cfg: FedProx(mu=cfg.mu, server_lr=cfg.server_lr))
 STRATEGIES.register("fednova")(lambda cfg: FedNova(server_lr=cfg.server_lr))
+STRATEGIES.register("noniid")(lambda cfg: NonIIDWeighted(
+    adaptive=cfg.adaptive, epsilon=cfg.epsilon, lr_lambda=cfg.lr_lambda, lr_b=cfg.lr_b, decay=cfg.decay,
+    reference=cfg.reference, server_lr=cfg.server_lr))
 STRATEGIES.register("fedasync")(
     lambda cfg: FedAsync(alpha=cfg.alpha, staleness=cfg.staleness, a=cfg.staleness_a, b=cfg.staleness_b))
 STRATEGIES.register("fedbuff")(lambda cfg: FedBuff(buffer_size=cfg.buffer_size, server_lr=cfg.server_lr))
@@ -41,6 +45,7 @@ __all__ = [
     "FedNova",
     "FedProx",
     "FederationInfo",
+    "NonIIDWeighted",
     "RobustAggregation",
     "Strategy",
     "build_strategy",

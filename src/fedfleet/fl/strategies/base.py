@@ -56,6 +56,11 @@ class Strategy:
         """New global parameters from the accepted updates (never empty)."""
         raise NotImplementedError
 
+    def check_update(self, update: ClientUpdate) -> str | None:
+        """Why this strategy cannot aggregate ``update`` (the runner rejects it with that reason), or None."""
+        del update
+        return None
+
     def combine(self, vectors: Sequence[torch.Tensor], weights: np.ndarray) -> torch.Tensor:
         """The cohort's weighted mean Σ w_i v_i, or the robust ``combiner`` in its place."""
         if self.combiner is None:
