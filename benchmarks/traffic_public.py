@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -116,7 +117,7 @@ def with_addresses(spec: ColumnSpec) -> ColumnSpec:
     return spec.model_copy(update={"exclude": [c for c in spec.exclude if column_role(c) != "address"]})
 
 
-def run(sample: Sample, split: str, seed: int) -> list[dict[str, object]]:
+def run(sample: Sample, split: str, seed: int) -> list[dict[str, Any]]:
     label = sample.spec.label or ""
     flows = filter_labels(sample.flows, label, min_flows=MIN_CLASS_FLOWS).reset_index(drop=True)
     train, test = split_flows(flows, split, label, 0.25, seed)
@@ -141,15 +142,17 @@ def run(sample: Sample, split: str, seed: int) -> list[dict[str, object]]:
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=Path, default=Path("/work/samples"))
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--cic", type=Path, nargs="*", default=[], help="CIC-IDS2017 CICFlowMeter CSVs")
-    args = parser.parse_args()
-    loaders = {"IoT-23": lambda: iot23(args.samples), "UNSW-NB15": lambda: unsw(args.samples),
-               "Zeek": lambda: zeek(args.samples), "CIC-IDS2017": lambda: cic(args.cic)}
-    rows: list[dict[str, object]] = []
+def public_samples(root: Path, cic_paths: list[Path]) -> dict[str, Callable[[], Sample | None]]:
+    """Loaders of the public samples by name; a loader returns None when its file is absent."""
+    return {"IoT-23": lambda: iot23(root), "UNSW-NB15": lambda: unsw(root), "Zeek": lambda: zeek(root),
+            "CIC-IDS2017": lambda: cic(cic_paths)}
+
+
+def collect(loaders: dict[str, Callable[[], Sample | None]], seeds: int,
+            run_one: Callable[[Sample, str, int], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Rows of ``run_one`` for every present sample, split and seed (one thread); absent
+    samples are reported and skipped."""
+    rows: list[dict[str, Any]] = []
     with threadpool_limits(1):
         for name, load in loaders.items():
             sample = load()
@@ -157,8 +160,18 @@ def main() -> None:
                 print(f"skipped {name}: sample absent")
                 continue
             for split in sample.splits:
-                for seed in range(args.seeds):
-                    rows.extend(run(sample, split, seed))
+                for seed in range(seeds):
+                    rows.extend(run_one(sample, split, seed))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=Path, default=Path("/work/samples"))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--cic", type=Path, nargs="*", default=[], help="CIC-IDS2017 CICFlowMeter CSVs")
+    args = parser.parse_args()
+    rows = collect(public_samples(args.samples, args.cic), args.seeds, run)
     if not rows:
         return
     table = pd.DataFrame(rows)
