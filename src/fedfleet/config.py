@@ -7,11 +7,14 @@ parsed as YAML scalars before validation, so ``--set train.lr=0.1`` gives a floa
 from __future__ import annotations
 
 import math
+import re
+import types
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from fedfleet.errors import ConfigError
 
@@ -20,11 +23,16 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+class ConfigSection(BaseModel):
+    """Base of every config section: unknown keys, non-finite floats and loose types are errors.
+
+    Strict types: ``true`` is not an integer and ``2.5`` (or ``1e12``) is not silently taken as one.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False, strict=True)
 
 
-class DataConfig(_Section):
+class DataConfig(ConfigSection):
     dataset: str = "fashion_mnist"  # fashion_mnist | digits
     root: str | None = None  # folder with the data set's files; None searches the usual places
     num_clients: int = Field(100, ge=1)  # devices the training set is split over
@@ -35,11 +43,11 @@ class DataConfig(_Section):
     test_fraction: float = Field(1.0, gt=0, le=1)  # share of the test set used for evaluation
 
 
-class ModelConfig(_Section):
+class ModelConfig(ConfigSection):
     name: str = "cnn"  # mlp | cnn | lenet5
 
 
-class TrainConfig(_Section):
+class TrainConfig(ConfigSection):
     mode: Literal["sync", "async"] = "sync"  # async: aggregate each update as it arrives (docs/async.md)
     rounds: int = Field(30, ge=1)  # sync rounds (async: aggregations, i.e. new global versions)
     clients_per_round: int = Field(10, ge=1)  # cohort size per round
@@ -67,18 +75,10 @@ ASYNC_STRATEGY_DEFAULTS: dict[str, Any] = {
     "alpha": 0.6, "staleness": "polynomial", "staleness_a": 0.5, "staleness_b": 4,
     "buffer_size": 10, "mix_scale": 1.0, "meta_lr": 0.05, "refresh_at": 0.5, "refresh_beta": 0.5,
 }
-STRATEGY_KEYS: dict[str, tuple[str, ...]] = {  # every strategy's own keys (docs/noniid.md for noniid)
-    **ASYNC_STRATEGY_KEYS,
-    "noniid": ("adaptive", "epsilon", "lr_lambda", "lr_b", "decay", "reference"),
-}
-STRATEGY_DEFAULTS: dict[str, Any] = {
-    **ASYNC_STRATEGY_DEFAULTS,
-    "adaptive": True, "epsilon": 1e-3, "lr_lambda": 0.1, "lr_b": 0.01, "decay": 0.99, "reference": "counts",
-}
 
 
-class StrategyConfig(_Section):
-    name: str = "fedavg"  # fedavg | fedprox | fednova | noniid | fedasync | fedbuff | fedasmu
+class StrategyConfig(ConfigSection):
+    name: str = "fedavg"  # fedavg | fedprox | fednova | fedasync | fedbuff | fedasmu
     mu: float = Field(0.01, ge=0)  # FedProx proximal coefficient
     server_lr: float = Field(1.0, gt=0)  # global step size applied to the aggregated delta (FedBuff's eta_g)
     # asynchronous strategies (docs/async.md); null for the others, filled with defaults for the chosen one
@@ -91,33 +91,26 @@ class StrategyConfig(_Section):
     meta_lr: float | None = Field(None, ge=0)  # fedasmu: step size of the server-side steps on lambda, sigma, iota
     refresh_at: float | None = Field(None, ge=0, lt=1)  # fedasmu: share of local steps before the refresh; 0 = never
     refresh_beta: float | None = Field(None, ge=0, le=1)  # fedasmu: bound on the device's blend weight beta
-    # noniid (docs/noniid.md): weights n_k / (lambda_k * D_k + b_k), D_k the device's Non-IID degree
-    adaptive: bool | None = None  # noniid: learn lambda_k, b_k per device (FedDH); false: lambda=1, b=epsilon (FedJS)
-    epsilon: float | None = Field(None, gt=0)  # noniid: floor of the denominator, so D_k = 0 cannot divide by 0
-    lr_lambda: float | None = Field(None, ge=0)  # noniid (adaptive): step size on lambda_k
-    lr_b: float | None = Field(None, ge=0)  # noniid (adaptive): step size on b_k
-    decay: float | None = Field(None, gt=0, le=1)  # noniid (adaptive): step sizes x decay per update of the device
-    reference: Literal["counts", "uniform"] | None = None  # noniid: global label distribution devices compare with
 
     @model_validator(mode="after")
     def _own_keys_only(self) -> StrategyConfig:
-        own = STRATEGY_KEYS.get(self.name, ())
-        for key in (k for keys in STRATEGY_KEYS.values() for k in keys):
+        own = ASYNC_STRATEGY_KEYS.get(self.name, ())
+        for key in (k for keys in ASYNC_STRATEGY_KEYS.values() for k in keys):
             if key in own and getattr(self, key) is None:
-                object.__setattr__(self, key, STRATEGY_DEFAULTS[key])
+                object.__setattr__(self, key, ASYNC_STRATEGY_DEFAULTS[key])
             elif key not in own and getattr(self, key) is not None:
-                owners = ", ".join(n for n, keys in STRATEGY_KEYS.items() if key in keys)
+                owners = ", ".join(n for n, keys in ASYNC_STRATEGY_KEYS.items() if key in keys)
                 raise ConfigError(f"strategy.{key} is not a key of strategy {self.name!r}; remove it "
                                   f"(it belongs to {owners})")
         return self
 
 
-class DropoutConfig(_Section):
+class DropoutConfig(ConfigSection):
     mean_online_s: float = Field(gt=0)  # mean length of an online period (exponential)
     mean_offline_s: float = Field(gt=0)  # mean length of an offline period (exponential)
 
 
-class FleetConfig(_Section):
+class FleetConfig(ConfigSection):
     profile: Literal["uniform", "heterogeneous"] = "heterogeneous"
     base_speed: float = Field(200.0, gt=0)  # median device compute speed, samples/s
     speed_spread: float = Field(20.0, ge=1)  # fastest/slowest speed ratio (heterogeneous)
@@ -128,8 +121,17 @@ class FleetConfig(_Section):
     dropout: DropoutConfig | None = None  # on/off periods of every device on the virtual clock
     trace: str | None = None  # availability trace file (CSV or JSON of online intervals; docs/async.md)
 
+    @model_validator(mode="after")
+    def _finite_times(self) -> FleetConfig:
+        slowest = self.base_speed / math.sqrt(self.speed_spread) if self.profile == "heterogeneous" else self.base_speed
+        for key, value in (("base_speed", slowest), ("bandwidth_mbps", self.bandwidth_mbps)):
+            if not math.isfinite(1.0 / value):
+                raise ValueError(f"fleet.{key}={getattr(self, key):.3g} is so small that device times are "
+                                 "infinite; give a realistic value")
+        return self
 
-class ValidationConfig(_Section):
+
+class ValidationConfig(ConfigSection):
     # reject an update whose norm exceeds ratio x the reference model norm, or exceeds ratio x the
     # cohort's median norm both in total and per local step
     max_norm_ratio: float = Field(10.0, gt=1)
@@ -138,12 +140,11 @@ class ValidationConfig(_Section):
     reference_rounds: int = Field(10, ge=1)
 
 
-class AggregatorConfig(_Section):
+class AggregatorConfig(ConfigSection):
     """How the accepted updates of a round are combined; composes with any strategy."""
 
     # mean keeps the strategy's own weighted average; median / trimmed_mean replace it coordinate-wise;
-    # krum / multi_krum first keep the update(s) closest to their neighbours (Blanchard et al., 2017);
-    # asynchronous strategies take one update at a time, so with them only mean (with clip_norm) applies
+    # krum / multi_krum first keep the update(s) closest to their neighbours (Blanchard et al., 2017)
     name: Literal["mean", "median", "trimmed_mean", "krum", "multi_krum"] = "mean"
     trim_fraction: float = Field(0.1, ge=0, lt=0.5)  # share cut from each end per coordinate (trimmed_mean)
     num_byzantine: int | None = Field(None, ge=0)  # attackers Krum tolerates; None: the most it can, (n - 3) // 2
@@ -151,7 +152,7 @@ class AggregatorConfig(_Section):
     # clip each update's delta to this L2 norm before aggregating; "auto": the median update norm of
     # the last clip_history aggregations (a server-side bound a poisoned model cannot move); None: off
     clip_norm: float | Literal["auto"] | None = None
-    clip_history: int = Field(10, ge=1)  # aggregations (async: arrivals) whose update norms "auto" spans
+    clip_history: int = Field(10, ge=1)  # aggregations whose update norms the "auto" bound spans
 
     @field_validator("clip_norm", mode="before")
     @classmethod
@@ -163,12 +164,12 @@ class AggregatorConfig(_Section):
         raise ValueError("must be a positive number, 'auto' or null")
 
 
-class BackendConfig(_Section):
+class BackendConfig(ConfigSection):
     name: Literal["local"] = "local"
     threads: int | None = Field(1, ge=1)  # PyTorch intra-op threads; None keeps PyTorch's default
 
 
-class RunConfig(_Section):
+class RunConfig(ConfigSection):
     """The whole run: every section has defaults; see configs/default.yaml."""
 
     name: str = "default"
@@ -216,7 +217,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {key!r} conflicts with another override")
-        node[leaf] = yaml.safe_load(raw) if raw else None
+        node[leaf] = parse_yaml(raw) if raw else None
     return nested
 
 
@@ -231,31 +232,104 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with a one-line error for a missing or malformed file."""
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, reading ``1e12`` and ``1e-3`` as floats (YAML 1.2) rather than strings."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML text safely (no tags that build objects); exponent floats without a dot are floats."""
+    return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader: builds no objects
+
+
+def read_yaml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """Read a YAML mapping, with a one-line error for a missing, unreadable or malformed file.
+
+    ``what`` names the file in messages ("config file", "device catalog", ...).
+    """
     path = Path(path)
     try:
-        loaded = yaml.safe_load(path.read_text())
+        loaded = parse_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found") from None
+        raise ConfigError(f"{what} {path} not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a folder; give a YAML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not a text file (not UTF-8); give a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path} ({exc.strerror or type(exc).__name__})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}".splitlines()[0]) from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of keys, not {type(loaded).__name__}")
+        raise ConfigError(f"{what} {path} must hold a mapping of keys, not {type(loaded).__name__}")
     return loaded
 
 
-def format_validation_error(error: ValidationError) -> str:
-    """One line naming the first offending key and what is wrong with it."""
-    first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "config"
-    if first["type"] == "finite_number":
-        return f"config key {key!r} must be a finite number (got {first.get('input')!r})"
-    if first["type"] == "extra_forbidden":
-        return f"unknown config key {key!r}; check its spelling (see configs/default.yaml)"
-    return f"config key {key!r}: {first['msg']} (got {first.get('input')!r})"
+def _section_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The config section class that holds the key at ``loc`` (list indices skipped), if known."""
+    section: type[BaseModel] | None = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if section is None or part not in section.model_fields:
+            return None
+        section = _model_in(section.model_fields[part].annotation)
+    return section
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The BaseModel class inside an annotation such as ``X``, ``X | None`` or ``list[X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (list, tuple, Union, types.UnionType):
+        return next((found for arg in get_args(annotation) if (found := _model_in(arg)) is not None), None)
+    return None
+
+
+def _describe(value: Any) -> str:
+    """A value as the user wrote it, short: mappings and lists are named, not dumped."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return f"a {type(value).__name__}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def format_validation_error(error: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """One line naming the first offending key and what is wrong with it.
+
+    With ``model`` (the validated class), an unknown key's message lists the keys allowed there.
+    """
+    first: ErrorDetails = error.errors()[0]
+    loc = tuple(first["loc"])
+    key = ".".join(str(part) for part in loc)
+    value = first.get("input")
+    kind = first["type"]
+    if kind == "value_error":  # a rule across fields: its message names them, the whole input would be noise
+        message = first["msg"].removeprefix("Value error, ")
+        return f"config key {key!r}: {message}" if key else f"invalid config: {message}"
+    if not key:
+        return f"invalid config: {first['msg']} (got {_describe(value)})"
+    if kind == "finite_number":
+        return f"config key {key!r} must be a finite number (got {_describe(value)})"
+    if kind == "extra_forbidden":
+        section = _section_at(model, loc[:-1]) if model is not None else None
+        known = f"; keys allowed here: {', '.join(section.model_fields)}" if section is not None else ""
+        return f"unknown config key {key!r}; check its spelling{known}"
+    if kind in ("int_type", "int_from_float", "int_parsing"):
+        if isinstance(value, float) and value.is_integer():  # 1e12 or 10.0 in the YAML
+            return f"config key {key!r} must be a whole number: write {int(value)}, not {value!r}"
+        return f"config key {key!r} must be a whole number written in digits, e.g. 10 (got {_describe(value)})"
+    return f"config key {key!r}: {first['msg']} (got {_describe(value)})"
 
 
 def validate_mapping(model: type[ModelT], raw: dict[str, Any]) -> ModelT:
@@ -263,7 +337,7 @@ def validate_mapping(model: type[ModelT], raw: dict[str, Any]) -> ModelT:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
+        raise ConfigError(format_validation_error(exc, model)) from None
 
 
 def load_model(
@@ -284,7 +358,12 @@ def load_model(
     if overrides:
         update = parse_overrides(overrides) if isinstance(overrides, list) else overrides
         raw = deep_merge(raw, update)
-    return validate_mapping(model, raw)
+    try:
+        return validate_mapping(model, raw)
+    except ConfigError as exc:
+        if isinstance(source, str | Path):  # name the file: with --resume it is the run's config.yaml
+            raise ConfigError(f"config file {source}: {exc}") from None
+        raise
 
 
 def load_config(

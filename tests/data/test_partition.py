@@ -27,6 +27,28 @@ def test_every_sample_assigned_exactly_once(name, num_samples, num_clients, num_
     np.testing.assert_array_equal(np.sort(joined), np.arange(num_samples))
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    name=st.sampled_from(["dirichlet", "quantity"]),
+    skew=st.floats(1e-4, 1e8),  # data.alpha for dirichlet, data.quantity_sigma for quantity
+    num_samples=st.integers(20, 400),
+    num_clients=st.integers(1, 12),
+    seed=st.integers(0, 2**16),
+)
+def test_extreme_skew_still_assigns_every_sample_once(name, skew, num_samples, num_clients, seed):
+    labels = np.random.default_rng(seed).integers(0, 5, num_samples)
+    parameter = {"alpha": skew} if name == "dirichlet" else {"quantity_sigma": skew}
+    parts = build_partitioner(name, num_clients, random_state=seed, **parameter).fit(labels).client_indices_
+    assert len(parts) == num_clients and all(len(p) > 0 for p in parts)
+    np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.arange(num_samples))
+
+
+def test_huge_quantity_sigma_keeps_the_sample_count():
+    labels = np.random.default_rng(0).integers(0, 10, 1348)
+    parts = build_partitioner("quantity", 20, random_state=0, quantity_sigma=1e6).fit(labels).client_indices_
+    assert sum(len(p) for p in parts) == 1348  # was 1,374: NaN shares duplicated samples
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_same_seed_same_partition(name):
     labels = np.random.default_rng(1).integers(0, 10, 500)

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from fedfleet.config import FleetConfig
+from fedfleet.errors import ConfigError
 from fedfleet.fl.fleet import BYTES_PER_PARAM, DeviceProfile, TimeModel, VirtualClock, make_fleet
 
 
@@ -65,3 +67,20 @@ def test_fluctuation_never_stretches_communication():
     rng = np.random.default_rng(0)
     communication_only = [TimeModel(3.0).update_time(device, 0, 1, 250_000, rng) for _ in range(5)]
     assert communication_only == pytest.approx([8 / 10.0 + 8 / 2.0] * 5)
+
+
+def test_an_infinite_update_time_is_a_config_error():
+    device = DeviceProfile(0, speed=5e-321, uplink_mbps=10.0, downlink_mbps=50.0, availability=1.0)
+    with pytest.raises(ConfigError, match="device 0 would take infinitely long"):
+        TimeModel(0.0).update_time(device, 100, 1, 1000, np.random.default_rng(0))
+
+
+def test_virtual_time_overflow_is_a_config_error():
+    clock = VirtualClock(1e308)
+    with pytest.raises(ConfigError, match="virtual time overflows"):
+        clock.advance_to(clock.now + 1e308)
+
+
+def test_a_fleet_whose_times_would_be_infinite_is_refused():
+    with pytest.raises(ValidationError, match="device times are infinite"):
+        FleetConfig(base_speed=1e-320)

@@ -182,11 +182,3 @@ def test_resume_equals_uninterrupted_with_learned_weights(digits_config, tmp_pat
     assert without_wall_time(resumed.history) == without_wall_time(full.history)
     for ours, theirs in zip(resumed.model.parameters(), full.model.parameters(), strict=True):
         assert torch.equal(ours, theirs)
-
-
-def test_noniid_is_synchronous_and_takes_no_async_keys(digits_config):
-    with pytest.raises(ConfigError, match="strategy 'noniid' is synchronous"):
-        load_config({**digits_config, "train": {**digits_config["train"], "mode": "async"},
-                     "strategy": {"name": "noniid"}})
-    with pytest.raises(ConfigError, match=r"strategy\.alpha is not a key of strategy 'noniid'"):
-        StrategyConfig(name="noniid", alpha=0.5)

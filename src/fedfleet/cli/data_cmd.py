@@ -10,7 +10,7 @@ from rich.table import Table
 
 from fedfleet.cli.common import OutputFormat, output, print_json
 from fedfleet.config import load_config
-from fedfleet.data.datasets import download_fashion_mnist
+from fedfleet.data.datasets import download_fashion_mnist, find_fashion_mnist
 from fedfleet.data.partition import partition_table
 from fedfleet.fl.federated_data import build_federated_data
 
@@ -50,7 +50,11 @@ def info(
 
 @data_app.command("fetch")
 def fetch() -> None:
-    """Download Fashion-MNIST into ~/.cache/fedfleet and verify its checksums."""
+    """Download Fashion-MNIST into ~/.cache/fedfleet and verify its checksums (unless already installed)."""
+    installed = find_fashion_mnist()
+    if installed is not None:
+        output.print(f"Fashion-MNIST already installed in {installed}")
+        return
     output.print(f"Fashion-MNIST ready in {download_fashion_mnist()}")
 
 

@@ -8,6 +8,7 @@ from typing import NoReturn
 
 import typer
 
+from fedfleet.cli.common import RunInterrupted
 from fedfleet.errors import FedfleetError
 
 app = typer.Typer(
@@ -42,6 +43,12 @@ def main(argv: list[str] | None = None) -> None:
         code = app(args=argv, prog_name="fedfleet", standalone_mode=False)
     except FedfleetError as exc:
         _fail(str(exc))
+    except RunInterrupted as exc:
+        _interrupted(str(exc))
+    except OSError as exc:
+        if exc.filename is None:  # not about a file the user named: a bug to see in full
+            raise
+        _fail(f"cannot write or read {exc.filename}: {exc.strerror or type(exc).__name__}")
     except typer.Abort:
         _interrupted()
     except typer.TyperException as exc:  # usage errors: unknown command or option, bad option value
@@ -59,8 +66,8 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def _interrupted() -> NoReturn:
-    print("interrupted", file=sys.stderr)
+def _interrupted(message: str = "interrupted") -> NoReturn:
+    print(message, file=sys.stderr)
     sys.exit(130)
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from fedfleet.cli.common import OutputFormat, console, output, print_json
+from fedfleet.paths import writable_dir
 from fedfleet.privacy.config import MaskJobConfig, OcclusionJobConfig, load_job_config
 from fedfleet.privacy.jobs import run_mask_job, run_occlusion_job
 from fedfleet.report.privacy import write_mask_report, write_occlusion_report
@@ -33,8 +34,8 @@ def mask(config: ConfigArg = None, set_: SetOption = None, out: OutOption = None
          format_: FormatOption = OutputFormat.text) -> None:
     """Select an encryption mask: train, score candidates, attack them, write a report."""
     resolved = load_job_config(MaskJobConfig, config, set_ or [])
+    out_dir = writable_dir(out or Path("runs") / resolved.name, "--out")  # before the job: a bad --out fails at once
     result = run_mask_job(resolved, _say(format_))
-    out_dir = out or Path("runs") / resolved.name
     page = write_mask_report(result, out_dir)
     if format_ is OutputFormat.json:
         print_json({"out_dir": str(out_dir), **result.summary()})
@@ -50,8 +51,8 @@ def occlude(config: ConfigArg = None, set_: SetOption = None, out: OutOption = N
             format_: FormatOption = OutputFormat.text) -> None:
     """Select an occlusion region: score candidates for security and availability, write a report."""
     resolved = load_job_config(OcclusionJobConfig, config, set_ or [])
+    out_dir = writable_dir(out or Path("runs") / resolved.name, "--out")  # before the job: a bad --out fails at once
     result = run_occlusion_job(resolved, _say(format_))
-    out_dir = out or Path("runs") / resolved.name
     page = write_occlusion_report(result, out_dir)
     if format_ is OutputFormat.json:
         print_json({"out_dir": str(out_dir), **result.summary()})

@@ -3,47 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedfleet import api
-from fedfleet.cli.common import OutputFormat, console, output, print_json
-from fedfleet.config import load_config
+from fedfleet.cli.common import OutputFormat, RunInterrupted, console, output, print_json
+from fedfleet.cli.progress import DeadlineWarning, ProgressBar, ProgressLines, resume_hint
+from fedfleet.config import RunConfig, load_config
 from fedfleet.errors import ConfigError
 from fedfleet.fl.callbacks import BaseCallback
 from fedfleet.fl.simulation import read_run_config
+from fedfleet.paths import writable_file
 from fedfleet.report.runs import write_runs_report
-
-
-class ProgressBar(BaseCallback):
-    """A rich progress bar showing round, latest accuracy and virtual time."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.task = progress.add_task("training", total=None, status="")
-
-    def on_start(self, total_steps: int, start_step: int) -> None:
-        self.progress.start()  # only once data and model are built, so set-up errors print alone
-        self.progress.update(self.task, total=total_steps, completed=start_step)
-
-    def on_step_end(self, step: int, record: dict[str, Any] | None) -> None:
-        status = ""
-        if record is not None:
-            status = f"acc {record['test_accuracy']:.3f}  virtual {record['virtual_time_s']:.0f}s"
-        self.progress.update(self.task, completed=step, status=status or None)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("round {task.completed}/{task.total}"),
-        BarColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
 
 
 def run(
@@ -55,23 +27,24 @@ def run(
     format_: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
 ) -> None:
     """Run a federated training job and write its run directory."""
-    if resume is not None:
-        if config is not None or set_ or out is not None or overwrite:
-            raise ConfigError("--resume continues a run with its own config and directory; "
-                              "drop CONFIG, --set, --out and --overwrite, or start a new run without --resume")
-        read_run_config(resume)  # fail fast, before the progress bar
+    if resume is not None and (config is not None or set_ or out is not None or overwrite):
+        raise ConfigError("--resume continues a run with its own config and directory; "
+                          "drop CONFIG, --set, --out and --overwrite, or start a new run without --resume")
     resolved = None if resume is not None else load_config(config, set_ or [])
-    progress = _progress()
-    callbacks = [ProgressBar(progress)] if format_ is OutputFormat.text else []
+    bar = ProgressBar(console) if format_ is OutputFormat.text and console.is_terminal else None
+    callbacks = _progress_callbacks(format_, bar)
+    run_dir, checkpoint_every = _run_dir_and_checkpoints(resolved, resume, out)
     try:
         if resolved is None:
             assert resume is not None
             result = api.resume(resume, callbacks=callbacks)
         else:
-            result = api.run(resolved, out_dir=out, overwrite=overwrite, callbacks=callbacks)
+            result = api.run(resolved, out_dir=run_dir, overwrite=overwrite, callbacks=callbacks)
+    except KeyboardInterrupt:
+        raise RunInterrupted(resume_hint(run_dir, checkpoint_every)) from None
     finally:
-        if progress.live.is_started:
-            progress.stop()
+        if bar is not None:
+            bar.stop()
     assert result.out_dir is not None
     if format_ is OutputFormat.json:
         print_json({"run_dir": str(result.out_dir), **result.summary})
@@ -82,12 +55,30 @@ def run(
     output.print(f"report: {result.out_dir / api.REPORT_FILE}")
 
 
+def _progress_callbacks(format_: OutputFormat, bar: ProgressBar | None) -> list[BaseCallback]:
+    """Text mode: a bar on a terminal, else one plain line per round (logs, CI); JSON mode: silence."""
+    if format_ is OutputFormat.json:
+        return []
+    def say(line: str) -> None:  # above the bar on a terminal, as it is (never wrapped) in a log
+        console.print(line, highlight=False, soft_wrap=True)
+
+    return [bar if bar is not None else ProgressLines(say), DeadlineWarning(say)]
+
+
+def _run_dir_and_checkpoints(resolved: RunConfig | None, resume: Path | None, out: Path | None) -> tuple[Path, int]:
+    """The run directory this command writes (runs/<name>-<time> by default) and its checkpoint_every."""
+    if resolved is None:
+        assert resume is not None
+        return resume, read_run_config(resume).checkpoint_every
+    return (out if out is not None else api.default_out_dir(resolved.name)), resolved.checkpoint_every
+
+
 def report(
     run_dirs: Annotated[list[Path], typer.Argument(help="one or more run directories")],
     out: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path("report.html"),
 ) -> None:
     """Compare runs in one page (summary table, accuracy against round and virtual time)."""
-    path = write_runs_report(run_dirs, out)
+    path = write_runs_report(run_dirs, writable_file(out, "--out"))
     output.print(f"report: {path}")
 
 

@@ -80,19 +80,33 @@ class DataSplit:
 DATASETS: Registry[DataSplit] = Registry("dataset")
 
 
-def _candidate_dirs(root: str | Path | None) -> list[Path]:
-    dirs = [Path(root)] if root else []
+def _candidate_dirs() -> list[Path]:
+    dirs = []
     if env := os.environ.get("FEDFLEET_DATA"):
         dirs += [Path(env), Path(env) / "fashion-mnist"]
     return [*dirs, SYSTEM_DIR, CACHE_DIR]
 
 
+def _missing_files(folder: Path) -> list[str]:
+    return [name for name in FASHION_MNIST_FILES if not (folder / name).is_file()]
+
+
 def find_fashion_mnist(root: str | Path | None = None) -> Path | None:
-    """The first folder holding all four Fashion-MNIST files, or None."""
-    for folder in _candidate_dirs(root):
-        if all((folder / name).exists() for name in FASHION_MNIST_FILES):
-            return folder
-    return None
+    """The folder holding all four Fashion-MNIST files, or None when none of the usual places does.
+
+    A given ``root`` is the only place looked at: a folder that is missing or incomplete is a
+    DataError, never a silent fall back to another copy.
+    """
+    if root:
+        folder = Path(root)
+        if not folder.is_dir():
+            raise DataError(f"data.root {folder}: no such folder; give the folder holding the Fashion-MNIST "
+                            "files, or leave data.root unset to search the usual places")
+        if missing := _missing_files(folder):
+            raise DataError(f"data.root {folder} lacks {missing[0]} ({len(missing)} of {len(FASHION_MNIST_FILES)} "
+                            "Fashion-MNIST files missing); copy them there or leave data.root unset")
+        return folder
+    return next((folder for folder in _candidate_dirs() if not _missing_files(folder)), None)
 
 
 def download_fashion_mnist(target: Path = CACHE_DIR, base_url: str = FASHION_MNIST_URL) -> Path:

@@ -27,7 +27,7 @@ GBIT = 1e9 / 8  # bytes per second in one Gbit/s
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DeviceType(_Strict):
@@ -117,4 +117,4 @@ def build_catalog(raw: dict[str, Any], source: str = "catalog") -> DeviceCatalog
 
 def load_catalog(path: str | Path) -> DeviceCatalog:
     """Read and validate a device catalog YAML file."""
-    return build_catalog(read_yaml(path), source=f"device catalog {path}")
+    return build_catalog(read_yaml(path, what="device catalog"), source=f"device catalog {path}")

@@ -14,6 +14,14 @@ class PlacementInfeasible(FedfleetError):
     """No plan fits the devices' memory and meets the throughput target."""
 
 
+def _size(num_bytes: float) -> str:
+    """Bytes in the largest binary unit that keeps the number at least 1 (so never "0.0 GiB")."""
+    for unit, scale in (("GiB", GIB), ("MiB", 2.0**20), ("KiB", 2.0**10)):
+        if abs(num_bytes) >= scale:
+            return f"{num_bytes / scale:.1f} {unit}"
+    return f"{num_bytes:.0f} bytes"
+
+
 def infeasibility(problem: PlacementProblem, planner: str | None = None) -> PlacementInfeasible:
     """The error for a problem with no feasible plan, naming the binding constraint.
 
@@ -34,9 +42,9 @@ def infeasibility(problem: PlacementProblem, planner: str | None = None) -> Plac
         layer = int(shortfall.argmax())
         device = int((memory[layer] - capacity).argmin())
         return PlacementInfeasible(
-            f"memory: layer {layers[layer].name!r} needs {memory[layer, device] / GIB:.1f} GiB per "
+            f"memory: layer {layers[layer].name!r} needs {_size(memory[layer, device])} per "
             f"instance even on {problem.catalog.devices[device].count} x {names[device]} "
-            f"({capacity[device] / GIB:.1f} GiB each): short by {shortfall[layer] / GIB:.1f} GiB"
+            f"({_size(capacity[device])} each): short by {_size(shortfall[layer])}"
         )
     target = problem.job.throughput_target
     reachable = problem.best_throughput[single, single + 1]  # (L, T) samples/s

@@ -36,7 +36,7 @@ _KIND_BY_MODULE: tuple[tuple[type[nn.Module], str], ...] = (
 class LayerProfile(BaseModel):
     """One layer's costs per training sample (a row of a profile table)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str
     kind: str = "dense"  # dense | conv | embedding | attention | elementwise ...
@@ -165,11 +165,15 @@ def _profile_layers(model: nn.Sequential, activations: torch.Tensor, repeats: in
 def _layer_rows(path: Path) -> list[dict[str, object]]:
     if path.suffix.lower() == ".csv":
         try:
-            with path.open(newline="") as handle:
+            with path.open(newline="", encoding="utf-8") as handle:
                 return [{k: v for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
         except FileNotFoundError:
             raise ConfigError(f"profile table {path} not found") from None
-    raw = read_yaml(path)
+        except IsADirectoryError:
+            raise ConfigError(f"profile table {path} is a folder; give a CSV or YAML file") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"profile table {path} is not a text file (not UTF-8); give a CSV file") from None
+    raw = read_yaml(path, what="profile table")
     rows = raw.get("layers")
     if not isinstance(rows, list):
         raise ConfigError(f"profile table {path} needs a 'layers:' list of rows")
@@ -198,5 +202,5 @@ def load_profile_table(path: str | Path) -> ModelProfile:
         layers.append(layer)
     name = path.stem
     if path.suffix.lower() != ".csv":
-        name = str(read_yaml(path).get("name", name))
+        name = str(read_yaml(path, what="profile table").get("name", name))
     return ModelProfile(name=name, layers=tuple(layers))

@@ -7,18 +7,14 @@ unknown keys and bad values are one-line ConfigErrors naming the key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from fedfleet.config import ModelT, load_model
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from fedfleet.config import ConfigSection, ModelT, load_model
 
 
-class PrivacyDataConfig(_Section):
+class PrivacyDataConfig(ConfigSection):
     dataset: str = "fashion_mnist"  # fashion_mnist | digits
     root: str | None = None  # folder with the data set's files; None searches the usual places
     train_size: int | None = Field(6000, ge=10)  # defender's training images (None: all that remain)
@@ -30,14 +26,14 @@ class MaskDataConfig(PrivacyDataConfig):
     public_size: int = Field(2000, ge=10)  # public images held out of training (attacker, mix pool)
 
 
-class PrivacyModelConfig(_Section):
+class PrivacyModelConfig(ConfigSection):
     name: str = "cnn"  # mlp | cnn | lenet5
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-3, gt=0)  # Adam step size
 
 
-class MaskCandidateConfig(_Section):
+class MaskCandidateConfig(ConfigSection):
     family: Literal["sign", "noise", "block", "checkerboard", "mix"] = "sign"
     mode: Literal["add_clip", "multiply", "sign_flip", "blend"] = "sign_flip"
     count: int = Field(1, ge=1)  # keys (seeds) of this family and mode in the set
@@ -64,20 +60,23 @@ def _default_candidates() -> list[MaskCandidateConfig]:
     ]
 
 
-class MaskRuleConfig(_Section):
+class MaskRuleConfig(ConfigSection):
     name: Literal["constrained", "gap"] = "constrained"
     max_original_accuracy: float = Field(0.3, ge=0, le=1)  # original model must fail (constrained)
     max_attack_ssim: float | None = Field(None, ge=-1, le=1)  # cap on the best attack's SSIM
 
 
-class MaskAttackConfig(_Section):
-    kinds: list[Literal["average", "linear", "network"]] = ["average", "linear", "network"]
+AttackKind = Literal["average", "linear", "network"]
+
+
+class MaskAttackConfig(ConfigSection):
+    kinds: list[AttackKind] = Field(default_factory=lambda: list(get_args(AttackKind)))
     keys: int = Field(8, ge=1)  # keys of the family the inverse attacker draws
     hidden: int = Field(256, ge=1)  # hidden units of the network attack
     epochs: int = Field(5, ge=1)  # training epochs of the network attack
 
 
-class MaskJobConfig(_Section):
+class MaskJobConfig(ConfigSection):
     """``fedfleet privacy mask``: candidates, training, rule and attacks."""
 
     name: str = "privacy-mask"
@@ -91,7 +90,7 @@ class MaskJobConfig(_Section):
     examples: int = Field(8, ge=1)  # images shown per row of the image grids
 
 
-class OcclusionParamsConfig(_Section):
+class OcclusionParamsConfig(ConfigSection):
     shapes: list[Literal["rect", "ellipse"]] = Field(["rect", "ellipse"], min_length=1)
     sizes: list[float] = Field([0.25, 0.4], min_length=1)  # box side, fraction of the image side
     count: int = Field(1, ge=1)  # non-overlapping regions per candidate
@@ -100,20 +99,20 @@ class OcclusionParamsConfig(_Section):
     max_candidates: int = Field(200, ge=1)  # cap per (shape, size); a seeded sample above it
 
 
-class OcclusionSecurityConfig(_Section):
+class OcclusionSecurityConfig(ConfigSection):
     saliency_weight: float = Field(0.5, ge=0, le=1)  # weight of covered saliency vs 1 - SSIM
     sensitive_boxes: list[list[float]] | None = None  # [top, left, height, width] fractions
     inpaint_radius: int = Field(3, ge=1)
     inpaint_method: Literal["telea", "ns"] = "telea"
 
 
-class OcclusionRuleConfig(_Section):
+class OcclusionRuleConfig(ConfigSection):
     name: Literal["constrained", "weighted"] = "constrained"
     min_availability: float = Field(0.7, ge=0, le=1)  # floor for constrained
     security_weight: float = Field(0.5, ge=0, le=1)  # weight of security for weighted
 
 
-class OcclusionJobConfig(_Section):
+class OcclusionJobConfig(ConfigSection):
     """``fedfleet privacy occlude``: candidates, scores, rule and the occluded-image model."""
 
     name: str = "privacy-occlude"

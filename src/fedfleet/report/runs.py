@@ -15,6 +15,7 @@ from fedfleet.report.html import HtmlReport
 
 SUMMARY_COLUMNS = ("run", "strategy", "final_accuracy", "best_accuracy", "virtual_time_s",
                    "wall_time_s", "time_to_target_s", "updates_accepted", "updates_rejected")
+RECORD_KEYS = ("virtual_time_s", "test_accuracy")  # besides round (sync) or version (async)
 
 
 def load_run(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -23,7 +24,29 @@ def load_run(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     if not metrics.exists():
         raise FedfleetError(f"{run_dir} is not a run directory (no {METRICS_FILE})")
     records = _parsed(metrics, read_jsonl)
-    return records, _parsed(summary, lambda path: json.loads(path.read_text())) if summary.exists() else {}
+    for number, record in enumerate(records, start=1):
+        _check_record(metrics, number, record)
+    if not summary.exists():
+        return records, {}
+    summary_data = _parsed(summary, lambda path: json.loads(path.read_text(encoding="utf-8")))
+    if not isinstance(summary_data, dict):
+        raise FedfleetError(f"{summary} is damaged (a JSON {type(summary_data).__name__}, not an object); "
+                            "rerun the run or resume it")
+    return records, summary_data
+
+
+def _check_record(path: Path, number: int, record: Any) -> None:
+    """One metrics line: an object with the keys the report plots."""
+    if not isinstance(record, dict):
+        problem = f"a JSON {type(record).__name__}, not an object"
+    elif "round" not in record and "version" not in record:
+        problem = "neither 'round' nor 'version'"
+    else:
+        missing = [key for key in RECORD_KEYS if key not in record]
+        problem = f"no {missing[0]!r}" if missing else ""
+    if problem:
+        raise FedfleetError(f"{path} line {number} is not a metrics record ({problem}); "
+                            "give a run directory written by fedfleet run")
 
 
 def _parsed(path: Path, parse: Callable[[Path], Any]) -> Any:
@@ -31,6 +54,8 @@ def _parsed(path: Path, parse: Callable[[Path], Any]) -> Any:
         return parse(path)
     except json.JSONDecodeError as exc:
         raise FedfleetError(f"{path} is damaged (line {exc.lineno}: {exc.msg}); rerun the run or resume it") from None
+    except UnicodeDecodeError:
+        raise FedfleetError(f"{path} is not a text file (not UTF-8 JSON); rerun the run or resume it") from None
 
 
 def _x_key(records: Sequence[dict[str, Any]]) -> str:

@@ -7,10 +7,10 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from fedfleet.config import _Section, load_model
+from fedfleet.config import ConfigSection, load_model
 
 
-class VerticalDataConfig(_Section):
+class VerticalDataConfig(ConfigSection):
     dataset: Literal["fashion_mnist", "digits", "breast_cancer"] = "fashion_mnist"
     root: str | None = None  # folder with Fashion-MNIST's files; None searches the usual places
     num_parties: int = Field(2, ge=2)  # active party + passive parties
@@ -20,11 +20,11 @@ class VerticalDataConfig(_Section):
     max_test: int | None = Field(None, ge=10)  # random subset of the test set
 
 
-class AlignmentConfig(_Section):
+class AlignmentConfig(ConfigSection):
     salt: str = Field("fedfleet-vertical", min_length=1)  # shared secret mixed into ID hashes
 
 
-class VerticalModelConfig(_Section):
+class VerticalModelConfig(ConfigSection):
     embedding_dim: int = Field(16, ge=1)  # bottom-model output size, per party
     bottom_hidden: int = Field(64, ge=1)  # bottom-model hidden width
     interaction_dim: int = Field(32, ge=2)  # interaction-layer output size (even)
@@ -40,7 +40,7 @@ class VerticalModelConfig(_Section):
         return self
 
 
-class VerticalTrainConfig(_Section):
+class VerticalTrainConfig(ConfigSection):
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(64, ge=1)
     lr: float = Field(0.05, gt=0)
@@ -49,7 +49,7 @@ class VerticalTrainConfig(_Section):
     threads: int = Field(1, ge=1)  # intra-op CPU threads; these small models run fastest on one
 
 
-class RobustnessConfig(_Section):
+class RobustnessConfig(ConfigSection):
     attacked_party: int = Field(1, ge=1)  # passive party (1-based) that turns malicious
     eval_samples: int = Field(2000, ge=10)  # test samples used for the attacks
     # noise norm / median clean embedding norm
@@ -74,17 +74,17 @@ class RobustnessConfig(_Section):
         return self
 
 
-class BaselinesConfig(_Section):
+class BaselinesConfig(ConfigSection):
     unconstrained: bool = True  # the same split model with a plain interaction path and top
     centralised: bool = True  # an MLP on all features in one place
     centralised_hidden: int = Field(200, ge=1)
 
 
-class VerticalConfig(_Section):
+class VerticalConfig(ConfigSection):
     """A ``fedfleet vertical`` run; see configs/vertical/."""
 
     name: str = "vertical"
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)  # seeds NumPy and PyTorch, which take 32-bit seeds
     data: VerticalDataConfig = VerticalDataConfig()
     alignment: AlignmentConfig = AlignmentConfig()
     model: VerticalModelConfig = VerticalModelConfig()

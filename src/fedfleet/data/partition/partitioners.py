@@ -119,7 +119,10 @@ class QuantityPartitioner(Partitioner):
         self.sigma = sigma
 
     def _split(self, labels: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
-        weights = rng.lognormal(mean=0.0, sigma=self.sigma, size=self.num_clients)
+        # log-normal weights, scaled in log space so the largest is 1: exp() cannot overflow to inf
+        # (and shares to NaN) for a large sigma
+        log_weights = rng.normal(loc=0.0, scale=self.sigma, size=self.num_clients)
+        weights = np.exp(log_weights - log_weights.max())
         spare = len(labels) - self.num_clients  # every client gets one sample first
         sizes = 1 + np.floor(weights / weights.sum() * spare).astype(int)
         sizes[: len(labels) - sizes.sum()] += 1  # hand out the rounding remainder
