@@ -9,21 +9,16 @@ import typer
 
 from fedfleet.api import default_out_dir
 from fedfleet.cli.common import OutputFormat, console, output, print_json
-from fedfleet.errors import ConfigError
 from fedfleet.fl.run_dir import RunDirectory
+from fedfleet.paths import writable_dir
 from fedfleet.report.vertical import write_vertical_report
 from fedfleet.vertical.config import VerticalConfig, load_vertical_config
 from fedfleet.vertical.study import StudyResult, run_study
 
 
 def open_run_dir(path: Path) -> RunDirectory:
-    """Create (or reuse) the run directory; a path that cannot be a folder is a ConfigError."""
-    try:
-        return RunDirectory(path)
-    except OSError as exc:  # an existing file, a file among the parents, no permission
-        reason = exc.strerror or type(exc).__name__
-        raise ConfigError(f"--out {path}: cannot create the run directory ({reason}); "
-                          "give a new or an existing folder") from exc
+    """Create (or reuse) the run directory; a path that cannot be a writable folder is a ConfigError."""
+    return RunDirectory(writable_dir(path, "--out"))
 
 
 def write_run_dir(run_dir: RunDirectory, config: VerticalConfig, result: StudyResult) -> Path:
