@@ -70,3 +70,15 @@ def test_an_explicit_feature_list_wins_and_key_columns_include_the_capture():
     spec = ColumnSpec(label="label", labels=["label", "attack_cat"], features=["attack_cat", "dur"])
     assert spec.feature_columns(["dur", "attack_cat", "label"]) == ["attack_cat", "dur"]
     assert spec.key_columns(["capture", "dur", "src_ip", "Unnamed: 0"]) == ["capture", "src_ip", "Unnamed: 0"]
+
+
+def test_a_cicflowmeter_table_with_extra_roles_keeps_them_out_of_the_features():
+    import pandas as pd
+
+    from fedfleet.traffic.schema import infer_spec
+
+    columns = ["Unnamed: 0", "Flow ID", "Src IP", "Source Port", "Flow Duration", "Total Fwd Packets",
+               "Flow IAT Mean", "Label"]
+    spec = infer_spec(pd.DataFrame(columns=columns))
+    assert spec.label == "Label" and spec.ports == ["Source Port", "Destination Port"]
+    assert spec.feature_columns(columns) == ["Source Port", "Flow Duration", "Total Fwd Packets", "Flow IAT Mean"]

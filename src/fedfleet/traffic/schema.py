@@ -129,13 +129,24 @@ def read_spec(path: str | Path) -> ColumnSpec:
 
 def infer_spec(frame: pd.DataFrame) -> ColumnSpec:
     """The built-in spec a table's columns match (nfstream, CICFlowMeter), else a spec
-    guessed from the column names (:func:`guess_spec`)."""
+    guessed from the column names (:func:`guess_spec`). A CICFlowMeter table with more
+    roles than the built-in spec names (a saved index ``Unnamed: 0``, ``Src IP`` of the 2018
+    spelling) gets those too."""
     columns = set(frame.columns)
     if "bidirectional_packets" in columns and "src2dst_bytes" in columns:
         return NFSTREAM_SPEC
     if columns >= CIC_MARKERS:
-        return CIC_SPEC
+        return _with_roles(CIC_SPEC, guess_spec(map(str, frame.columns)))
     return guess_spec(map(str, frame.columns))
+
+
+def _with_roles(spec: ColumnSpec, extra: ColumnSpec) -> ColumnSpec:
+    """``spec`` plus the exclusions, ports, nominal and label columns ``extra`` adds (the same
+    object when it adds none)."""
+    update = {role: [*getattr(spec, role), *(name for name in getattr(extra, role) if name not in getattr(spec, role))]
+              for role in ("exclude", "ports", "categorical", "labels")}
+    changed = {role: names for role, names in update.items() if names != getattr(spec, role)}
+    return spec.model_copy(update=changed) if changed else spec
 
 
 # Names are compared lower-cased with spaces, dashes and dots as underscores.
