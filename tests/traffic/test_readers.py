@@ -1,5 +1,6 @@
 """Reading flow tables: Zeek TSV logs, text encodings, damaged files, and public samples."""
 
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,21 @@ def test_zeek_roles_and_training_on_a_log_with_empty_columns(tmp_path):
     model = fit_model(flows, spec.with_label("proto"), "tree")
     assert "id.orig_h" not in model.features and model.preprocessor.kinds_["id.resp_p"] == "port"
     assert {"local_orig", "tunnel_parents"} <= set(model.preprocessor.dropped_)
+
+
+def test_gzipped_logs_and_csvs_are_read_and_a_truncated_one_is_one_line(tmp_path):
+    plain = write_log(tmp_path / "conn.log")
+    packed = tmp_path / "conn.00:00:00-01:00:00.log.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    pd.testing.assert_frame_equal(read_table(packed), read_table(plain))
+    table = tmp_path / "flows.csv.gz"
+    table.write_bytes(gzip.compress(b"bytes,label\n1,a\n2,b\n"))
+    assert read_table(table)["label"].tolist() == ["a", "b"]
+    cut = tmp_path / "cut.log.gz"
+    cut.write_bytes(packed.read_bytes()[:-20])
+    with pytest.raises(DataError) as caught:
+        read_table(cut)
+    assert "cut.log.gz" in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_a_log_without_fields_header_or_with_a_long_row_is_one_line(tmp_path):

@@ -29,7 +29,7 @@ def read_table(path: str | Path, encoding: str | None = None) -> pd.DataFrame:
     ----------
     path : path
         ``.csv``, ``.parquet``/``.pq``, or a Zeek log (``.log``, ``.log.labeled``, or any file
-        starting with ``#separator``).
+        starting with ``#separator``); CSVs and logs may be gzipped (``.csv.gz``, ``.log.gz``).
     encoding : str, optional
         Text encoding of a CSV or log (default UTF-8), e.g. ``cp1252`` for CIC-IDS2017.
 
@@ -41,6 +41,8 @@ def read_table(path: str | Path, encoding: str | None = None) -> pd.DataFrame:
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix == ".gz":  # conn.log.gz, flows.csv.gz: the format is the suffix before
+        suffix = Path(path.stem).suffix.lower()
     zeek = suffix in ZEEK_SUFFIXES or (path.is_file() and is_zeek_log(path))
     if suffix not in TABLE_SUFFIXES and not zeek:
         raise DataError(f"{path}: not a flow table (expected .csv, .parquet or a Zeek .log)")
@@ -60,7 +62,7 @@ def read_table(path: str | Path, encoding: str | None = None) -> pd.DataFrame:
         raise DataError(f"{path}: file not found") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: empty file, no flows") from None
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
+    except (OSError, EOFError, ValueError, pd.errors.ParserError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{path}: cannot read flow table ({message})") from None
     table.columns = [str(name).strip() for name in table.columns]

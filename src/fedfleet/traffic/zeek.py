@@ -4,7 +4,8 @@ A Zeek log starts with ``#`` header lines: ``#separator \\x09``, ``#set_separato
 ``#empty_field`` (``(empty)``), ``#unset_field`` (``-``), ``#path``, ``#open``, ``#fields``
 (the column names) and ``#types`` (``time``, ``count``, ``port``, ``addr``, ``string``,
 ``bool``, ``set[string]``, ...); it may end with ``#close``. Unset and empty fields are null
-here; columns of numeric types are numbers, the rest text. IoT-23's labelled logs
+here; columns of numeric types are numbers, the rest text. Gzipped logs (``.log.gz``) are
+read as they are. IoT-23's labelled logs
 (``conn.log.labeled``) separate their last three columns (``tunnel_parents label
 detailed-label``) by runs of spaces instead of tabs; those are split too.
 """
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import io
 import re
 from pathlib import Path
+from typing import TextIO
 
 import pandas as pd
 
@@ -26,12 +29,19 @@ NUMERIC_TYPES = frozenset({"time", "interval", "count", "int", "double", "port"}
 SPACE_RUN = re.compile(r" {2,}")
 
 
+def open_text(path: Path, encoding: str) -> TextIO:
+    """Open a log as text, gunzipping a ``.gz`` one (Zeek rotates logs to ``conn.*.log.gz``)."""
+    if path.suffix.lower() == ".gz":
+        return gzip.open(path, "rt", encoding=encoding, newline="")
+    return path.open(encoding=encoding, newline="")
+
+
 def is_zeek_log(path: Path) -> bool:
     """Whether the file at ``path`` starts like a Zeek TSV log (``#separator``)."""
     try:
-        with path.open("rb") as handle:
-            return handle.read(10) == b"#separator"
-    except OSError:
+        with open_text(path, "latin-1") as handle:
+            return handle.read(10) == "#separator"
+    except (OSError, EOFError):
         return False
 
 
@@ -47,7 +57,7 @@ def read_zeek_log(path: Path, encoding: str | None = None) -> pd.DataFrame:
     header: dict[str, str] = {}
     rows: list[str] = []
     separator = "\t"
-    with path.open(encoding=encoding or "utf-8", newline="") as handle:
+    with open_text(path, encoding or "utf-8") as handle:
         for line in handle:
             line = line.rstrip("\r\n")
             if line.startswith("#separator"):
