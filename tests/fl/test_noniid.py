@@ -13,7 +13,7 @@ from scipy.spatial.distance import jensenshannon
 from fedfleet.config import StrategyConfig, load_config
 from fedfleet.data.partition.stats import js_divergence, noniid_degree
 from fedfleet.errors import ConfigError
-from fedfleet.fl import resume_simulation, run_simulation
+from fedfleet.fl import build_federated_data, resume_simulation, run_simulation
 from fedfleet.fl.checkpoint import load_checkpoint
 from fedfleet.fl.device_degree import DEGREE_METRIC, local_degree
 from fedfleet.fl.messages import ClientUpdate, LocalTrainingPlan, TrainTask
@@ -182,3 +182,29 @@ def test_resume_equals_uninterrupted_with_learned_weights(digits_config, tmp_pat
     assert without_wall_time(resumed.history) == without_wall_time(full.history)
     for ours, theirs in zip(resumed.model.parameters(), full.model.parameters(), strict=True):
         assert torch.equal(ours, theirs)
+
+
+def test_noniid_is_synchronous_and_takes_no_async_keys(digits_config):
+    with pytest.raises(ConfigError, match="strategy 'noniid' is synchronous"):
+        load_config({**digits_config, "train": {**digits_config["train"], "mode": "async"},
+                     "strategy": {"name": "noniid"}})
+    with pytest.raises(ConfigError, match=r"strategy\.alpha is not a key of strategy 'noniid'"):
+        StrategyConfig(name="noniid", alpha=0.5)
+
+
+def test_in_a_run_devices_report_the_degree_data_info_shows(digits_config):
+    class Seen:
+        def __init__(self) -> None:
+            self.degrees: dict[int, float] = {}
+
+        def __call__(self, task: TrainTask, upd: ClientUpdate) -> ClientUpdate:
+            self.degrees[upd.client_id] = upd.metrics[DEGREE_METRIC]
+            return upd
+
+    digits_config["strategy"] = {"name": "noniid", "adaptive": False}
+    config = load_config(digits_config)
+    seen = Seen()
+    result = run_simulation(config, client_hooks=[seen])
+    expected = noniid_degree(build_federated_data(config.data, config.seed).label_histograms())
+    assert seen.degrees and all(d == pytest.approx(expected[c], abs=1e-12) for c, d in seen.degrees.items())
+    assert result.summary["updates_rejected"] == 0
