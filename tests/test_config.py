@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from fedfleet.config import RunConfig, dump_config, load_config, parse_overrides
+from fedfleet.config import RunConfig, dump_config, load_config, parse_overrides, parse_yaml
 from fedfleet.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -76,3 +76,50 @@ def test_nested_overrides_merge():
 
 def test_every_section_has_defaults():
     assert RunConfig() == load_config({})
+
+
+def test_exponent_floats_without_a_dot_are_numbers():
+    overrides = parse_overrides(["train.lr=1e-3", "fleet.base_speed=2E2"])
+    assert overrides == {"train": {"lr": 1e-3}, "fleet": {"base_speed": 200.0}}
+    assert parse_yaml("samples: 6.0e6\nname: 1e3x\n") == {"samples": 6.0e6, "name": "1e3x"}
+
+
+def test_yaml_tags_that_build_objects_are_refused(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("name: !!python/object/apply:os.system ['touch pwned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+    assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.rounds=true", "'train.rounds' must be a whole number written in digits, e.g. 10 (got true)"),
+    ("train.rounds=2.5", "'train.rounds' must be a whole number written in digits, e.g. 10 (got 2.5)"),
+    ("train.rounds=1e12", "'train.rounds' must be a whole number: write 1000000000000, not 1000000000000.0"),
+    ("train.rounds='7'", "'train.rounds' must be a whole number written in digits, e.g. 10 (got '7')"),
+    ("seed=false", "'seed' must be a whole number"),
+])
+def test_integer_keys_are_strict(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config({}, [override])
+    assert message in str(info.value)
+
+
+def test_a_float_key_still_takes_an_integer():
+    assert load_config({}, ["train.lr=1"]).train.lr == 1.0
+
+
+def test_a_rule_across_fields_names_them_without_dumping_the_input():
+    with pytest.raises(ConfigError) as info:
+        load_config({"data": {"num_clients": 3}, "train": {"clients_per_round": 5}})
+    assert str(info.value) == "invalid config: train.clients_per_round (5) exceeds data.num_clients (3)"
+
+
+def test_an_unknown_nested_key_lists_the_keys_allowed_there(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train: {roundz: 3}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"config file {path}: unknown config key 'train.roundz'; check its spelling; ")
+    assert "keys allowed here: mode, rounds, clients_per_round" in message

@@ -50,7 +50,7 @@ def test_place_refuses_a_directory_as_the_report(capsys, tmp_path):
     code, out, err = _run(["--profile", str(CONFIGS / "ctr_dnn.yaml"), "--devices", str(CONFIGS / "cloud.yaml"),
                            "--report", str(tmp_path)], capsys)
     assert code == 2 and out == ""
-    assert err.startswith(f"error: --report {tmp_path} is a directory") and err.count("\n") == 1
+    assert err.startswith(f"error: --report {tmp_path}: is a folder") and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == [] and not tmp_path.with_suffix(".pipeline.png").exists()
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from fedfleet.cli.common import OutputFormat, print_json
 from fedfleet.errors import ConfigError
+from fedfleet.paths import writable_file
 from fedfleet.placement import (
     PLANNERS,
     DeviceCatalog,
@@ -98,8 +99,8 @@ def place(
     output: Annotated[OutputFormat, typer.Option("--format", help="text or json.")] = OutputFormat.text,
 ) -> None:
     """Place a network's layers on device types: stages, instances, throughput and cost."""
-    if report is not None and report.is_dir():
-        raise ConfigError(f"--report {report} is a directory; give an HTML file name such as {report / 'plan.html'}")
+    if report is not None:
+        writable_file(report, "--report")  # before planning: a folder, /proc or a read-only place fails at once
     catalog: DeviceCatalog = load_catalog(devices).with_job(throughput_target=target, batch_size=batch_size)
     problem = PlacementProblem(load_profile(model, profile), catalog)
     params = {"random_state": seed} if planner in SEEDED_PLANNERS else {}
