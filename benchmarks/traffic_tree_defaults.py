@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import traffic_public as public
@@ -70,19 +69,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--cic", type=Path, nargs="*", default=[], help="CIC-IDS2017 CICFlowMeter CSVs")
     args = parser.parse_args()
-    loaders = {"IoT-23": lambda: public.iot23(args.samples), "UNSW-NB15": lambda: public.unsw(args.samples),
-               "Zeek": lambda: public.zeek(args.samples), "CIC-IDS2017": lambda: public.cic(args.cic),
-               "nDPI": lambda: ndpi_sample(public.MIN_CLASS_FLOWS)}
-    rows: list[dict[str, Any]] = []
-    with threadpool_limits(1):
-        for name, load in loaders.items():
-            sample = load()
-            if sample is None:
-                print(f"skipped {name}: sample absent")
-                continue
-            for split in sample.splits:
-                for seed in range(args.seeds):
-                    rows.extend(rows_for(sample, split, seed))
+    loaders = public.public_samples(args.samples, args.cic) | {"nDPI": lambda: ndpi_sample(public.MIN_CLASS_FLOWS)}
+    rows = public.collect(loaders, args.seeds, rows_for)
     table = pd.DataFrame(rows)
     summary = (table.groupby(["sample", "split", "setting"], sort=False)
                .agg(macro_f1=("macro_f1", "mean"), f1_min=("macro_f1", "min"), accuracy=("accuracy", "mean"),

@@ -162,3 +162,12 @@ def test_class_weight_shifts_predictions_towards_the_weighted_class(classifier):
     weighted = fit_model(noisy, spec, classifier,
                          classifier_params=params | {"class_weight": {"VoIP": 50.0}}).predict(noisy)
     assert (weighted == "VoIP").mean() > max((plain == "VoIP").mean(), 0.9)
+
+
+def test_a_column_dropped_in_training_may_be_absent_when_classifying(flows, tmp_path):
+    model = fit(flows.assign(local_orig=np.nan))  # Zeek's unset local_orig: no valid value
+    assert model.preprocessor.dropped_ == ["local_orig"]
+    restored = TrafficModel.load(model.save(tmp_path / "m"))
+    np.testing.assert_array_equal(restored.predict_proba(flows), model.predict_proba(flows.assign(local_orig=1.0)))
+    with pytest.raises(DataError, match="missing bidirectional_bytes"):
+        restored.predict(flows.drop(columns=["bidirectional_bytes"]))

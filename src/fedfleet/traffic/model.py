@@ -81,8 +81,12 @@ class TrafficModel:
         return [str(label) for label in self.classifier.classes_]
 
     def check_schema(self, flows: pd.DataFrame) -> None:
-        """Raise a DataError naming the columns that differ when ``flows`` lack a feature."""
-        missing = [name for name in self.features if name not in flows.columns]
+        """Raise a DataError naming the columns that differ when ``flows`` lack a feature.
+
+        A column the preprocessor dropped (no valid value in training) may be absent.
+        """
+        dropped = set(self.preprocessor.dropped_)
+        missing = [name for name in self.features if name not in flows.columns and name not in dropped]
         if not missing:
             return
         known = {*self.features, *self.spec.exclude, self.spec.label, CAPTURE_COLUMN}
@@ -91,9 +95,11 @@ class TrafficModel:
         raise DataError(f"flows do not match the model's schema: missing {', '.join(missing)}{detail}")
 
     def transform(self, flows: pd.DataFrame) -> np.ndarray:
-        """Preprocessed features, (N, D) float32."""
+        """Preprocessed features, (N, D) float64 (NaN = null)."""
         self.check_schema(flows)
-        return np.asarray(self.preprocessor.transform(flows[self.features]))
+        present = all(name in flows.columns for name in self.features)
+        frame = flows[self.features] if present else flows.reindex(columns=self.features)  # dropped: all null
+        return np.asarray(self.preprocessor.transform(frame))
 
     def predict_proba(self, flows: pd.DataFrame) -> np.ndarray:
         """Class probabilities, (N, n_classes), columns in :attr:`classes` order.
