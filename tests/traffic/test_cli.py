@@ -119,6 +119,7 @@ def test_evaluate_on_a_random_and_a_capture_split(runner, tmp_path):
     capture = splits["capture"]
     assert capture["train_captures"] + capture["test_captures"] == capture["captures"] == 6
     assert all(metrics["accuracy"] > 0.9 for metrics in splits.values())
+    assert all(metrics["too_small_to_validate"] == [] for metrics in splits.values())
     assert (tmp_path / "confusion-random.png").stat().st_size > 0
     assert (tmp_path / "confusion-capture.png").stat().st_size > 0
     text = invoke(runner, "evaluate", model, flows, "--label", "label", "--split", "capture", "--seed", 1)

@@ -47,3 +47,15 @@ def test_refit_keeps_the_recipe_and_a_capture_split_scores_unseen_captures(flows
     result = evaluate_on_split(model, flows, "capture", "label", 0.34, 1)
     assert result["test_flows"] == len(test) and result["test_captures"] == test["capture"].nunique()
     assert result["accuracy"] == classification_metrics(test["label"], refitted.predict(test))["accuracy"]
+
+
+def test_random_split_keeps_one_flow_classes_for_training_and_stratifies_the_rest(flows):
+    rare = flows.copy()
+    rare.loc[rare.index[:2], "label"] = ["Telnet", "SSH"]
+    train, test = random_split(rare, "label", test_size=0.25, random_state=0)
+    assert {"Telnet", "SSH"} <= set(train["label"]) and not {"Telnet", "SSH"} & set(test["label"])
+    assert len(train) + len(test) == len(rare) and set(train.index).isdisjoint(test.index)
+    counts = test["label"].value_counts()
+    assert counts.max() - counts.min() <= 1  # the three large classes stay balanced
+    with pytest.raises(DataError, match="every class of 'label' has one"):
+        random_split(rare.iloc[:2], "label")
