@@ -272,3 +272,12 @@ def test_predictions_keep_the_key_columns_of_a_cicflowmeter_table(runner, tmp_pa
         predictions.columns)
     assert predictions["Flow ID"].tolist() == [f"f{i}" for i in range(60)]
     assert (predictions["predicted"] == ["BENIGN", "SSH-Patator"] * 30).all()
+
+
+def test_train_names_the_columns_it_dropped(runner, tmp_path):
+    flows = tmp_path / "flows.csv"
+    make_flows(rows_per_class=20).assign(tunnel_parents="(empty)").to_csv(flows, index=False)
+    result = invoke(runner, "train", flows, "--label", "label", "--out", tmp_path / "m", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["dropped_columns"] == ["tunnel_parents"]
+    assert "note: dropped column(s) with no valid value: tunnel_parents" in result.stderr
