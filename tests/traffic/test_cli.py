@@ -5,7 +5,6 @@ import pytest
 from typer.testing import CliRunner
 
 from fedfleet.cli.main import _register_commands, app
-from fedfleet.traffic.schema import ColumnSpec
 
 from .conftest import make_flows
 
@@ -30,9 +29,8 @@ def test_train_classify_evaluate(runner, tmp_path):
     predictions = tmp_path / "predictions.csv"
     assert invoke(runner, "classify", model, flows, "--out", predictions).exit_code == 0
     table = pd.read_csv(predictions)
-    key = ColumnSpec(exclude=["src_ip"]).key_columns(list(make_flows().columns))
-    assert {"capture", "src_ip", "src_port", "dst_port"} <= set(key)
-    assert list(table.columns) == [*key, "predicted", "probability"]
+    assert list(table.columns) == ["src_ip", "src_port", "dst_port", "protocol", "capture",
+                                   "predicted", "probability"]
     plot = tmp_path / "confusion.png"
     evaluated = invoke(runner, "evaluate", model, flows, "--label", "label", "--plot", plot,
                        "--format", "json")
@@ -268,8 +266,8 @@ def test_predictions_keep_the_key_columns_of_a_cicflowmeter_table(runner, tmp_pa
     from io import StringIO
 
     predictions = pd.read_csv(StringIO(result.stdout))
-    assert {"Flow ID", "Source IP", "Source Port", "Destination IP", "Destination Port", "Timestamp"} <= set(
-        predictions.columns)
+    assert list(predictions.columns) == ["Flow ID", "Source IP", "Source Port", "Destination IP",
+                                         "Destination Port", "Protocol", "Timestamp", "predicted", "probability"]
     assert predictions["Flow ID"].tolist() == [f"f{i}" for i in range(60)]
     assert (predictions["predicted"] == ["BENIGN", "SSH-Patator"] * 30).all()
 

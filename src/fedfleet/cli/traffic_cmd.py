@@ -31,6 +31,7 @@ DropOption = Annotated[list[str] | None, typer.Option("--drop-label", help="igno
 EncodingOption = Annotated[str | None, typer.Option(
     "--encoding", help="text encoding of CSV tables, e.g. cp1252 for CIC-IDS2017")]
 TABLE_SUFFIXES = (".parquet", ".csv")  # what `traffic extract --out` writes
+TRANSPORT_NAMES = frozenset({"protocol", "proto", "ip_proto", "ip_protocol", "l4_proto", "pr"})  # of the 5-tuple
 
 
 def _require_extra() -> None:
@@ -52,6 +53,13 @@ def _writing(path: Path) -> Iterator[None]:
         yield
     except OSError as exc:
         raise DataError(f"cannot write {path}: {os_reason(exc)}") from None
+
+
+def _flow_key(spec: ColumnSpec, columns: list[str]) -> list[str]:
+    """The columns that identify a flow, in table order: the spec's key columns (capture,
+    row ids, addresses, ports, timestamps) and the transport protocol, the rest of the 5-tuple."""
+    key = set(spec.key_columns(columns))
+    return [name for name in columns if name in key or name.strip().lower() in TRANSPORT_NAMES]
 
 
 def _note_training(model: TrafficModel) -> None:
@@ -192,7 +200,7 @@ def classify(
     table, _, extraction = read_flows(list(flows), model.spec, encoding=encoding)
     _report_errors(extraction)
     probabilities = model.predict_proba(table)
-    predictions = table[model.spec.key_columns(list(table.columns))].copy()
+    predictions = table[_flow_key(model.spec, list(table.columns))].copy()
     predictions["predicted"] = [model.classes[i] for i in probabilities.argmax(axis=1)]
     predictions["probability"] = probabilities.max(axis=1).round(4)
     if out is None:
