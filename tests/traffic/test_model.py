@@ -144,6 +144,9 @@ def test_classifier_parameters_are_checked_before_training(flows):
         fit(flows, "mlp", classifier_params={"hidden": [0]})
     with pytest.raises(ConfigError, match="lr"):
         fit(flows, "mlp", classifier_params={"lr": -1})
+    for bad in ({"tol": float("inf")}, {"l2_regularization": float("nan")}, {"class_weight": {"Web": float("inf")}}):
+        with pytest.raises(ConfigError, match="must be finite"):  # model.json holds no Infinity or NaN
+            fit(flows, classifier_params=bad)
     with pytest.raises(ConfigError, match="categorical_features is not supported"):
         fit(flows, classifier_params={"categorical_features": [0]})
 
@@ -171,3 +174,10 @@ def test_a_column_dropped_in_training_may_be_absent_when_classifying(flows, tmp_
     np.testing.assert_array_equal(restored.predict_proba(flows), model.predict_proba(flows.assign(local_orig=1.0)))
     with pytest.raises(DataError, match="missing bidirectional_bytes"):
         restored.predict(flows.drop(columns=["bidirectional_bytes"]))
+
+
+def test_numpy_parameters_are_saved_as_plain_numbers(flows, tmp_path):
+    model = fit(flows, classifier_params={"max_iter": np.int64(12), "learning_rate": np.float32(0.25)})
+    restored = TrafficModel.load(model.save(tmp_path / "m"))
+    assert restored.classifier.max_iter == 12 and restored.classifier.learning_rate == 0.25
+    np.testing.assert_array_equal(restored.predict_proba(flows), model.predict_proba(flows))

@@ -235,6 +235,10 @@ def build_classifier(name: str, random_state: int = 0, **params: Any) -> Any:
     if name == "tree" and params.get("categorical_features", "from_dtype") not in ("from_dtype", None):
         raise ConfigError("tree classifier: categorical_features is not supported; nominal columns are "
                           "encoded by the preprocessor (list them under categorical in the --spec file)")
+    for key, value in params.items():
+        values = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(item, float) and not np.isfinite(item) for item in values):
+            raise ConfigError(f"{name} classifier: {key} must be finite, not {value!r}")
     defaults = TREE_DEFAULTS if name == "tree" else {}
     classifier = estimator(random_state=random_state, **(defaults | params))
     try:

@@ -156,7 +156,7 @@ class TrafficModel:
             "spec": self.spec.model_dump(),
             "training": self.training,
         }
-        (directory / MODEL_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
+        (directory / MODEL_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False, default=_plain) + "\n")
         (directory / PREPROCESSOR_FILE).write_text(json.dumps(self.preprocessor.to_dict(), indent=1) + "\n")
         if self.classifier_name == "mlp":
             save_mlp(self.classifier, directory / WEIGHTS_FILE)
@@ -197,6 +197,13 @@ class TrafficModel:
         classifier = loader(directory / WEIGHTS_FILE, recipe.get_params(), manifest.classes, width)
         return cls(manifest.spec, manifest.features, preprocessor, classifier, manifest.classifier,
                    manifest.training)
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar among the classifier parameters as the Python number JSON can hold."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"classifier parameter value {value!r} cannot be saved in {MODEL_FILE}")
 
 
 def _read_json(path: Path) -> Any:
