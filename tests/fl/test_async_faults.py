@@ -85,3 +85,27 @@ def test_sync_waits_for_devices_to_come_back(tmp_path):
     empty, back = result.history[-2:]  # round 3 finds nobody and waits until t = 500; round 4 trains
     assert empty["virtual_time_s"] == 500 and back["virtual_time_s"] > 500
     assert back["updates_accepted"] > empty["updates_accepted"]
+
+
+def test_async_dispatches_only_devices_the_trace_has_online(tmp_path):
+    from fedfleet.fl.selection import RandomSelector
+    from fedfleet.fl.simulation import build_runner
+
+    trace = tmp_path / "trace.json"  # even devices leave at 40 s, odd ones arrive at 60 s
+    trace.write_text(json.dumps({str(d): [[0, 40]] if d % 2 == 0 else [[60, 1e9]] for d in range(8)}))
+    seen = []
+
+    class Recorder(RandomSelector):
+        def select(self, round_index, available, k, rng):
+            seen.append((runner.queue.now, sorted(int(a) for a in available)))
+            return super().select(round_index, available, k, rng)
+
+    config = load_config({**sync_config(rounds=150), "strategy": {"name": "fedasync"}},
+                         ["train.mode=async", "train.clients_per_round=2", "train.task_timeout_s=5",
+                          f"fleet.trace={trace}"])
+    runner = build_runner(config, selector=Recorder())
+    summary = runner.run()
+    assert any(t < 40 for t, _ in seen) and any(t >= 60 for t, _ in seen)
+    for moment, available in seen:
+        assert all((d % 2 == 0) == (moment < 40) and (moment < 40 or moment >= 60) for d in available)
+    assert summary["version"] == 150 and summary["participation"][1] > 0 and summary["participation"][0] > 0
