@@ -3,11 +3,11 @@
 Fashion-MNIST split Dirichlet(0.5) over 100 devices, the FedAvg paper's MLP (2 x 200), speeds
 log-uniform over a 20x range, 10 % of the dispatched tasks never return. Every method gets
 the same budget of client updates received: sync FedAvg runs ``--updates`` / 10 rounds of 10
-devices and the others get as many received updates as it got (without a deadline, the
-server waits for every device that returns and times lost
-ones out after 1.5 x the slowest task time; with ``deadline_s`` it closes the round at the
-fleet's median task time and gets as many more rounds as the devices it cuts off); FedAsync
-and FedASMU make one version per update, FedBuff (K = 10) one per ten. Async methods keep 10
+devices and the others get as many received updates as it got. Without a deadline the sync
+server waits for every device that returns and times lost ones out after 1.5 x the slowest
+task time; with ``deadline_s`` it closes the round at the fleet's median task time and gets as
+many more rounds as the devices it cuts off. FedAsync and FedASMU (default mix_scale mu = 1,
+and mu = 10) make one version per update, FedBuff (K = 10) one per ten; async methods keep 10
 devices busy. For each method and seed: the virtual time at which the test accuracy first
 reaches ``--target``, and the final accuracy (mean ± std over seeds). Then the wall-clock cost
 per client update of the engine in each mode, measured with a single final evaluation.
@@ -79,6 +79,9 @@ def methods(updates: int, timeout: float, deadline: float, on_time: float) -> di
                     "strategy": {"name": "fedbuff", "buffer_size": COHORT, "server_lr": 1.0}},
         "FedASMU": {"train": {"mode": "async", "rounds": updates, "eval_every": COHORT, "task_timeout_s": timeout},
                     "strategy": {"name": "fedasmu"}},
+        "FedASMU mu=10": {"train": {"mode": "async", "rounds": updates, "eval_every": COHORT,
+                                    "task_timeout_s": timeout},
+                          "strategy": {"name": "fedasmu", "mix_scale": 10.0}},
     }
 
 
@@ -103,7 +106,7 @@ def accuracy_runs(seeds: int, updates: int, target: float, out: Path) -> None:
             if name != "sync FedAvg":  # the others get as many received updates as sync FedAvg got
                 extra = methods(budget, timeout, deadline, on_time)[name]
             run_config = load_config(merged(base_config(seed), extra), {"train": {"target_accuracy": target}})
-            folder = out / name.replace(" ", "_").replace("+", "").lower() if seed == 0 else None
+            folder = out / name.replace(" ", "_").replace("+", "").replace("=", "").lower() if seed == 0 else None
             result = run_simulation(run_config, data=data, out_dir=folder, overwrite=True)
             s = result.summary
             if name == "sync FedAvg":

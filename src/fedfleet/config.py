@@ -75,10 +75,18 @@ ASYNC_STRATEGY_DEFAULTS: dict[str, Any] = {
     "alpha": 0.6, "staleness": "polynomial", "staleness_a": 0.5, "staleness_b": 4,
     "buffer_size": 10, "mix_scale": 1.0, "meta_lr": 0.05, "refresh_at": 0.5, "refresh_beta": 0.5,
 }
+STRATEGY_KEYS: dict[str, tuple[str, ...]] = {  # every strategy's own keys (docs/noniid.md for noniid)
+    **ASYNC_STRATEGY_KEYS,
+    "noniid": ("adaptive", "epsilon", "lr_lambda", "lr_b", "decay", "reference"),
+}
+STRATEGY_DEFAULTS: dict[str, Any] = {
+    **ASYNC_STRATEGY_DEFAULTS,
+    "adaptive": True, "epsilon": 1e-3, "lr_lambda": 0.1, "lr_b": 0.01, "decay": 0.99, "reference": "counts",
+}
 
 
 class StrategyConfig(ConfigSection):
-    name: str = "fedavg"  # fedavg | fedprox | fednova | fedasync | fedbuff | fedasmu
+    name: str = "fedavg"  # fedavg | fedprox | fednova | noniid | fedasync | fedbuff | fedasmu
     mu: float = Field(0.01, ge=0)  # FedProx proximal coefficient
     server_lr: float = Field(1.0, gt=0)  # global step size applied to the aggregated delta (FedBuff's eta_g)
     # asynchronous strategies (docs/async.md); null for the others, filled with defaults for the chosen one
@@ -91,15 +99,22 @@ class StrategyConfig(ConfigSection):
     meta_lr: float | None = Field(None, ge=0)  # fedasmu: step size of the server-side steps on lambda, sigma, iota
     refresh_at: float | None = Field(None, ge=0, lt=1)  # fedasmu: share of local steps before the refresh; 0 = never
     refresh_beta: float | None = Field(None, ge=0, le=1)  # fedasmu: bound on the device's blend weight beta
+    # noniid (docs/noniid.md): weights n_k / (lambda_k * D_k + b_k), D_k the device's Non-IID degree
+    adaptive: bool | None = None  # noniid: learn lambda_k, b_k per device (FedDH); false: lambda=1, b=epsilon (FedJS)
+    epsilon: float | None = Field(None, gt=0)  # noniid: floor of the denominator, so D_k = 0 cannot divide by 0
+    lr_lambda: float | None = Field(None, ge=0)  # noniid (adaptive): step size on lambda_k
+    lr_b: float | None = Field(None, ge=0)  # noniid (adaptive): step size on b_k
+    decay: float | None = Field(None, gt=0, le=1)  # noniid (adaptive): step sizes x decay per update of the device
+    reference: Literal["counts", "uniform"] | None = None  # noniid: global label distribution devices compare with
 
     @model_validator(mode="after")
     def _own_keys_only(self) -> StrategyConfig:
-        own = ASYNC_STRATEGY_KEYS.get(self.name, ())
-        for key in (k for keys in ASYNC_STRATEGY_KEYS.values() for k in keys):
+        own = STRATEGY_KEYS.get(self.name, ())
+        for key in (k for keys in STRATEGY_KEYS.values() for k in keys):
             if key in own and getattr(self, key) is None:
-                object.__setattr__(self, key, ASYNC_STRATEGY_DEFAULTS[key])
+                object.__setattr__(self, key, STRATEGY_DEFAULTS[key])
             elif key not in own and getattr(self, key) is not None:
-                owners = ", ".join(n for n, keys in ASYNC_STRATEGY_KEYS.items() if key in keys)
+                owners = ", ".join(n for n, keys in STRATEGY_KEYS.items() if key in keys)
                 raise ConfigError(f"strategy.{key} is not a key of strategy {self.name!r}; remove it "
                                   f"(it belongs to {owners})")
         return self
@@ -144,7 +159,8 @@ class AggregatorConfig(ConfigSection):
     """How the accepted updates of a round are combined; composes with any strategy."""
 
     # mean keeps the strategy's own weighted average; median / trimmed_mean replace it coordinate-wise;
-    # krum / multi_krum first keep the update(s) closest to their neighbours (Blanchard et al., 2017)
+    # krum / multi_krum first keep the update(s) closest to their neighbours (Blanchard et al., 2017);
+    # asynchronous strategies take one update at a time, so with them only mean (with clip_norm) applies
     name: Literal["mean", "median", "trimmed_mean", "krum", "multi_krum"] = "mean"
     trim_fraction: float = Field(0.1, ge=0, lt=0.5)  # share cut from each end per coordinate (trimmed_mean)
     num_byzantine: int | None = Field(None, ge=0)  # attackers Krum tolerates; None: the most it can, (n - 3) // 2
@@ -152,7 +168,7 @@ class AggregatorConfig(ConfigSection):
     # clip each update's delta to this L2 norm before aggregating; "auto": the median update norm of
     # the last clip_history aggregations (a server-side bound a poisoned model cannot move); None: off
     clip_norm: float | Literal["auto"] | None = None
-    clip_history: int = Field(10, ge=1)  # aggregations whose update norms the "auto" bound spans
+    clip_history: int = Field(10, ge=1)  # aggregations (async: arrivals) whose update norms "auto" spans
 
     @field_validator("clip_norm", mode="before")
     @classmethod
@@ -355,15 +371,30 @@ def load_model(
         raw = source
     else:
         raw = read_yaml(source)
+    update: dict[str, Any] = {}
     if overrides:
         update = parse_overrides(overrides) if isinstance(overrides, list) else overrides
         raw = deep_merge(raw, update)
     try:
-        return validate_mapping(model, raw)
-    except ConfigError as exc:
-        if isinstance(source, str | Path):  # name the file: with --resume it is the run's config.yaml
-            raise ConfigError(f"config file {source}: {exc}") from None
-        raise
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        message = format_validation_error(exc, model)
+        # name the file (with --resume, the run's config.yaml) unless the bad key came from --set
+        if isinstance(source, str | Path) and not _overridden(update, exc.errors()[0]["loc"]):
+            message = f"config file {source}: {message}"
+        raise ConfigError(message) from None
+
+
+def _overridden(update: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
+    """True when the key at ``loc`` (or a section above it) was set by an override."""
+    node: Any = update
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+        if not isinstance(node, dict):
+            return True
+    return bool(loc)
 
 
 def load_config(

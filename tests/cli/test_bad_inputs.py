@@ -110,9 +110,9 @@ ROWS: dict[str, Callable[[Path], Case]] = {
         ("train.clients_per_round (50) exceeds data.num_clients (10)",),
         ("'config'", "{'"),
     ),
-    "vertical-unknown-key": lambda tmp: Case(
-        ["vertical", VERTICAL, "--set", "bogus=1"],
-        (VERTICAL, "'bogus'", "keys allowed here: name, seed, data"),
+    "vertical-unknown-key-in-the-file": lambda tmp: Case(
+        ["vertical", str(_file(tmp / "v.yaml", Path(VERTICAL).read_text() + "bogus: 1\n"))],
+        (f"config file {tmp / 'v.yaml'}: unknown config key 'bogus'", "keys allowed here: name, seed, data"),
         ("default.yaml",),
     ),
     "privacy-unknown-key": lambda tmp: Case(
@@ -123,8 +123,8 @@ ROWS: dict[str, Callable[[Path], Case]] = {
     "rounds-1e12": lambda tmp: Case(
         ["run", DIGITS, "--set", "train.rounds=1e12"], ("'train.rounds'", "write 1000000000000")
     ),
-    "rounds-bool": lambda tmp: Case(
-        ["run", DIGITS, "--set", "train.rounds=true"], ("'train.rounds'", "whole number", "true")
+    "rounds-bool-from-set-is-not-blamed-on-the-file": lambda tmp: Case(
+        ["run", DIGITS, "--set", "train.rounds=true"], ("'train.rounds'", "whole number", "true"), (DIGITS,)
     ),
     "base-speed-underflow": lambda tmp: Case(
         ["run", DIGITS, "--set", "fleet.base_speed=1e-320", "--out", str(tmp / "r")],

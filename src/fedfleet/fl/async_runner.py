@@ -33,7 +33,7 @@ from fedfleet.fl.params import get_flat, set_flat
 from fedfleet.fl.run_dir import RunDirectory
 from fedfleet.fl.strategies import Arrival, AsyncStrategy, FederationInfo
 from fedfleet.fl.sync_runner import RunnerParts, initial_state, plan_from_config, task_seed
-from fedfleet.fl.validation import Rejection, ServerKnowledge, validate_updates
+from fedfleet.fl.validation import Rejection, ServerKnowledge, ValidationHistory, validate_updates
 
 log = logging.getLogger(__name__)
 
@@ -297,6 +297,9 @@ class AsyncRunner:
         rejected = self._check(update, task, staleness)
         if not rejected:
             rejected = self._aggregate(update, task)
+        history = self._validation_history()
+        history.observe(self.state.params, [] if rejected else [update])
+        extra["validation"] = history.state_dict()
         if rejected:
             self.state.totals["updates_rejected"] += 1
             self._record_rejection(rejected)
@@ -329,9 +332,15 @@ class AsyncRunner:
         if limit is not None and staleness > limit:
             return Rejection(update.client_id, f"staleness {staleness} exceeds train.max_staleness={limit}")
         plan = self.strategy.configure_train(self.plan, task["base_version"] + 1)
-        server = ServerKnowledge(task["params"], self.sizes, plan)
+        history = self._validation_history()
+        server = ServerKnowledge(task["params"], self.sizes, plan, history.reference_norm, history.recent_norms)
         _, rejected = validate_updates([update], server, self.config.validation.max_norm_ratio)
         return rejected[0] if rejected else None
+
+    def _validation_history(self) -> ValidationHistory:
+        """What validation remembers of the last ``reference_rounds`` arrivals (kept in ``state.extra``)."""
+        state = self.state.extra.get("validation") or {"global_norms": [float(self.state.params.norm())]}
+        return ValidationHistory(self.config.validation.reference_rounds, state)
 
     def _aggregate(self, update: ClientUpdate, task: dict[str, Any]) -> Rejection | None:
         state, extra = self.state, self.state.extra
