@@ -72,9 +72,10 @@ def _note_training(model: TrafficModel) -> None:
     if too_small:
         held_out = model.training["validation_flows"]
         why = ("no flow of theirs is in the early-stopping validation share" if held_out
-               else "a single flow each, which no held-out split can both train on and test")
+               else "a single flow, which no held-out split can both train on and test")
         shown = ", ".join(too_small[:8]) + (", ..." if len(too_small) > 8 else "")
-        console.print(f"note: {len(too_small)} of {len(model.classes)} classes are too small to validate "
+        verb = "is" if len(too_small) == 1 else "are"
+        console.print(f"note: {len(too_small)} of {len(model.classes)} classes {verb} too small to validate "
                       f"({why}): {shown}; they are trained on, but no score tells how well",
                       markup=False, highlight=False, soft_wrap=True)
 
