@@ -109,3 +109,24 @@ def test_async_dispatches_only_devices_the_trace_has_online(tmp_path):
     for moment, available in seen:
         assert all((d % 2 == 0) == (moment < 40) and (moment < 40 or moment >= 60) for d in available)
     assert summary["version"] == 150 and summary["participation"][1] > 0 and summary["participation"][0] > 0
+
+
+def test_sync_resume_with_faults_equals_uninterrupted(tmp_path):
+    from fedfleet.fl import resume_simulation
+    from fedfleet.fl.callbacks import BaseCallback
+
+    class StopAt(BaseCallback):
+        def on_step_end(self, step, record):
+            if step == 5:
+                raise KeyboardInterrupt
+
+    overrides = ["fleet.failure_rate=0.3", "fleet.dropout.mean_online_s=20", "fleet.dropout.mean_offline_s=10",
+                 "checkpoint_every=2"]
+    config = load_config(sync_config(rounds=8, task_timeout_s=15), overrides)
+    full = run_simulation(config, out_dir=tmp_path / "full")
+    with pytest.raises(KeyboardInterrupt):
+        run_simulation(config, out_dir=tmp_path / "cut", callbacks=[StopAt()])
+    resumed = resume_simulation(tmp_path / "cut")
+    strip = [{k: v for k, v in r.items() if k != "wall_time_s"} for r in full.history]
+    assert [{k: v for k, v in r.items() if k != "wall_time_s"} for r in resumed.history] == strip
+    assert resumed.summary["participation"] == full.summary["participation"] and full.summary["dropped"] > 0
