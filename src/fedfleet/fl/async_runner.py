@@ -99,7 +99,6 @@ class AsyncRunner:
             "losses": [],  # train losses of the accepted updates since the last record
             "staleness_counts": {},  # over the whole run
             "participation": [0] * len(self.sizes),  # accepted updates per device
-            "version_times": [0.0],  # virtual time each version was made
             "stop_reason": None,
         }
         self.state = initial_state(config, params, ("failed", "timed_out"), extra)
@@ -355,7 +354,6 @@ class AsyncRunner:
         if proposed is not None:
             state.params = proposed
             state.step += 1
-            extra["version_times"].append(self.queue.now)
         return None
 
     def _record_rejection(self, rejection: Rejection) -> None:
