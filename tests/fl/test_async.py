@@ -285,3 +285,12 @@ def test_bad_updates_are_rejected_one_at_a_time(tmp_path):
     # until three update norms are known only the global-norm bound applies, then the medians catch it
     assert result.summary["participation"][3] <= 2 < sum(r["client_id"] == 3 for r in lines)
     assert torch.isfinite(get_flat(result.model)).all()
+
+
+def test_an_async_run_directory_with_its_report_can_be_overwritten(tmp_path):
+    from fedfleet import api
+
+    config = load_config(async_config("fedbuff", rounds=2), ["strategy.buffer_size=2"])
+    api.run(config, out_dir=tmp_path / "r")
+    assert (tmp_path / "r" / "report_staleness.png").exists()
+    api.run(config, out_dir=tmp_path / "r", overwrite=True)

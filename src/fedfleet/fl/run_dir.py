@@ -26,7 +26,8 @@ MODEL_FILE = "model.safetensors"
 REJECTIONS_FILE = "rejections.jsonl"
 CHECKPOINT_DIR = "checkpoint"
 REPORT_FILE = "report.html"
-REPORT_PLOTS = ("report_accuracy_round.png", "report_accuracy_time.png")  # report.html's images
+REPORT_PLOTS = ("report_accuracy_round.png", "report_accuracy_time.png",  # report.html's images
+                "report_staleness.png", "report_participation.png")
 RUN_FILES = frozenset({CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, MODEL_FILE, REJECTIONS_FILE, CHECKPOINT_DIR,
                        REPORT_FILE, *REPORT_PLOTS})
 
