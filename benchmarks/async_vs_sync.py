@@ -13,7 +13,7 @@ reaches ``--target``, and the final accuracy (mean ± std over seeds). Then the 
 per client update of the engine in each mode, measured with a single final evaluation.
 
     nice -n 10 python benchmarks/async_vs_sync.py [--seeds 3] [--updates 600] [--target 0.7] [--out DIR]
-        [--cost-updates 300] [--cost-repeats 3] [--skip-accuracy]
+        [--cost-updates 300] [--cost-repeats 3] [--skip-accuracy] [--ablation]
 
 Seed 0's runs are written to DIR with an HTML report (accuracy against virtual time).
 """
@@ -61,7 +61,8 @@ def task_times(config: RunConfig, data: FederatedData) -> np.ndarray:
     return np.array([quiet.update_time(d, int(sizes[d.device_id]), 1, size, rng) for d in fleet])
 
 
-def methods(updates: int, timeout: float, deadline: float, on_time: float) -> dict[str, dict[str, Any]]:
+def methods(updates: int, timeout: float, deadline: float, on_time: float,
+            ablation: bool = False) -> dict[str, dict[str, Any]]:
     """Overrides per method, each spending about ``updates`` client updates.
 
     ``on_time`` is the expected share of a cohort that beats the deadline, so the deadline run
@@ -69,7 +70,7 @@ def methods(updates: int, timeout: float, deadline: float, on_time: float) -> di
     """
     rounds = updates // COHORT
     deadline_rounds = round(updates / (COHORT * 0.9 * on_time))
-    return {
+    chosen = {
         "sync FedAvg": {"train": {"rounds": rounds, "task_timeout_s": timeout}},
         "sync FedAvg + deadline": {"train": {"rounds": deadline_rounds, "deadline_s": deadline,
                                              "task_timeout_s": timeout}},
@@ -83,6 +84,11 @@ def methods(updates: int, timeout: float, deadline: float, on_time: float) -> di
                                     "task_timeout_s": timeout},
                           "strategy": {"name": "fedasmu", "mix_scale": 10.0}},
     }
+    if ablation:  # FedASMU mu=10 without its device-side refresh, and without learning lambda, sigma, iota
+        asmu = chosen["FedASMU mu=10"]
+        chosen["FedASMU mu=10, no refresh"] = {**asmu, "strategy": {**asmu["strategy"], "refresh_at": 0.0}}
+        chosen["FedASMU mu=10, meta_lr=0"] = {**asmu, "strategy": {**asmu["strategy"], "meta_lr": 0.0}}
+    return chosen
 
 
 def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +98,7 @@ def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def accuracy_runs(seeds: int, updates: int, target: float, out: Path) -> None:
+def accuracy_runs(seeds: int, updates: int, target: float, out: Path, ablation: bool) -> None:
     rows: dict[str, list[dict[str, Any]]] = {}
     report_dirs = []
     for seed in range(seeds):
@@ -102,11 +108,12 @@ def accuracy_runs(seeds: int, updates: int, target: float, out: Path) -> None:
         timeout, deadline = float(1.5 * times.max()), float(np.median(times))
         on_time = float(np.mean(times * (1 + config.fleet.fluctuation) <= deadline))  # noise at its mean
         budget = updates
-        for name, extra in methods(updates, timeout, deadline, on_time).items():
+        for name, extra in methods(updates, timeout, deadline, on_time, ablation).items():
             if name != "sync FedAvg":  # the others get as many received updates as sync FedAvg got
-                extra = methods(budget, timeout, deadline, on_time)[name]
+                extra = methods(budget, timeout, deadline, on_time, ablation)[name]
             run_config = load_config(merged(base_config(seed), extra), {"train": {"target_accuracy": target}})
-            folder = out / name.replace(" ", "_").replace("+", "").replace("=", "").lower() if seed == 0 else None
+            slug = "".join(c for c in name.replace(" ", "_") if c.isalnum() or c == "_").lower()
+            folder = out / slug if seed == 0 else None
             result = run_simulation(run_config, data=data, out_dir=folder, overwrite=True)
             s = result.summary
             if name == "sync FedAvg":
@@ -179,10 +186,11 @@ def main() -> None:
     parser.add_argument("--cost-updates", type=int, default=300)
     parser.add_argument("--cost-repeats", type=int, default=3)
     parser.add_argument("--skip-accuracy", action="store_true", help="only measure the wall-clock cost")
+    parser.add_argument("--ablation", action="store_true", help="add FedASMU mu=10 without refresh / learning")
     parser.add_argument("--out", type=Path, default=Path("runs/async_vs_sync"))
     args = parser.parse_args()
     if not args.skip_accuracy:
-        accuracy_runs(args.seeds, args.updates, args.target, args.out)
+        accuracy_runs(args.seeds, args.updates, args.target, args.out, args.ablation)
     engine_cost(args.cost_updates, args.cost_repeats)
 
 
