@@ -20,12 +20,13 @@ its defaults. Its
 features are fedfleet's feature columns, so the comparison is of preprocessing and
 classifier settings; the "addresses as features" row shows what leaving addresses in does.
 
-    python benchmarks/traffic_public.py [--samples /work/samples] [--seeds 3] [--cic CSV ...]
+    python benchmarks/traffic_public.py [--samples DIR] [--seeds 3] [--cic CSV ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from threadpoolctl import threadpool_limits
 from fedfleet.traffic import classification_metrics, filter_labels, fit_model, read_flows
 from fedfleet.traffic.evaluate import split_flows
 from fedfleet.traffic.schema import CAPTURE_COLUMN, ColumnSpec, column_role
+
+DEFAULT_SAMPLES = Path(os.environ.get("FEDFLEET_SAMPLES", Path.home() / ".cache" / "fedfleet" / "samples"))
 
 MIN_CLASS_FLOWS = 10
 
@@ -167,7 +170,8 @@ def collect(loaders: dict[str, Callable[[], Sample | None]], seeds: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=Path, default=Path("/work/samples"))
+    parser.add_argument("--samples", type=Path, default=DEFAULT_SAMPLES,
+                        help="folder of scripts/get-public-samples.sh (default $FEDFLEET_SAMPLES or %(default)s)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--cic", type=Path, nargs="*", default=[], help="CIC-IDS2017 CICFlowMeter CSVs")
     args = parser.parse_args()

@@ -8,7 +8,7 @@ labelled by nDPI's application category (``benchmarks/traffic.py``). Each row is
 over seeds of macro-F1 and accuracy on the held-out side of a random split (and a split by
 capture where the table has captures), with the tree's iterations actually run.
 
-    python benchmarks/traffic_tree_defaults.py [--seeds 2] [--samples /work/samples] [--cic CSV ...]
+    python benchmarks/traffic_tree_defaults.py [--seeds 2] [--samples DIR] [--cic CSV ...]
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def rows_for(sample: public.Sample, split: str, seed: int) -> list[dict[str, Any
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=Path, default=Path("/work/samples"))
+    parser.add_argument("--samples", type=Path, default=public.DEFAULT_SAMPLES)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--cic", type=Path, nargs="*", default=[], help="CIC-IDS2017 CICFlowMeter CSVs")
     args = parser.parse_args()

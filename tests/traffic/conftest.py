@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# public flow tables (scripts/get-public-samples.sh; docs/traffic.md)
+SAMPLES_DIR = Path(os.environ.get("FEDFLEET_SAMPLES", Path.home() / ".cache" / "fedfleet" / "samples"))
 PCAP_DIR = Path(os.environ.get("FEDFLEET_SHARED", REPO_ROOT.parent / "shared")) / "data" / "traffic" / "pcaps"
 CLASSES = {  # label -> (dst_port, protocol, protocol name, mean bytes)
     "Web": (443, 6, "TCP", 5000.0),

@@ -11,9 +11,9 @@ from fedfleet.errors import DataError
 from fedfleet.traffic.model import fit_model
 from fedfleet.traffic.readers import read_flows, read_table
 from fedfleet.traffic.schema import CIC_SPEC
+from tests.traffic.conftest import SAMPLES_DIR
 
 DATA = Path(__file__).parent / "data"  # a few real rows, sources in data/README.md
-SAMPLES = Path("/work/samples")  # public samples, fetched outside the repo (see docs/traffic.md)
 ZEEK_HEADER = ("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n"
                "#open\t2019-01-01-00-00-00\n")
 FIELDS = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service", "duration",
@@ -146,7 +146,7 @@ def test_a_missing_log_is_file_not_found(tmp_path):
 
 
 def sample(*parts: str) -> Path:
-    path = SAMPLES.joinpath(*parts)
+    path = SAMPLES_DIR.joinpath(*parts)
     if not path.exists():
         pytest.skip(f"public sample {path} absent (see docs/traffic.md for its source)")
     return path
