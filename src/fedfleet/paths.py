@@ -98,3 +98,22 @@ def writable_file(path: str | Path, what: str = "--out") -> Path:
     if problem is not None:
         raise ConfigError(f"{what} {file}: {problem}; give a writable file")
     return file
+
+
+def write_output(path: str | Path, content: str | bytes) -> Path:
+    """Write ``content`` to ``path``; a failed write (disk full, ``/dev/full``) raises an OSError naming ``path``.
+
+    ``Path.write_text`` raises the error of a failed ``write`` without a file name, which the CLI
+    would show as a traceback; this one carries ``path`` so the CLI prints one line.
+    """
+    file = Path(path)
+    try:
+        if isinstance(content, bytes):
+            file.write_bytes(content)
+        else:
+            file.write_text(content, encoding="utf-8")
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, os_reason(exc), str(file)) from exc
+    return file

@@ -82,6 +82,11 @@ ROWS: dict[str, Callable[[Path], Case]] = {
     "report-out-under-a-file": lambda tmp: Case(
         ["report", str(tmp), "--out", str(_file(tmp / "f", "x") / "r.html")], ("--out", "is a file")
     ),
+    "report-out-dev-full": lambda tmp: Case(
+        ["report", str(_metrics(tmp, '{"round": 1, "virtual_time_s": 1.0, "test_accuracy": 0.5}\n')),
+         "--out", "/dev/full"],
+        ("cannot write or read /dev/full", "No space left on device"),
+    ),
     "report-out-in-proc": lambda tmp: Case(
         ["report", str(tmp), "--out", "/proc/r.html"], ("/proc/r.html", "cannot write")
     ),

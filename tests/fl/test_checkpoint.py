@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 from fedfleet.errors import CheckpointError
 from fedfleet.fl import checkpoint
-from fedfleet.fl.checkpoint import RunState, load_checkpoint, save_checkpoint
+from fedfleet.fl.checkpoint import RunState, check_fingerprint, load_checkpoint, save_checkpoint
 from fedfleet.fl.state_codec import StateDecodeError, decode, encode
 
 
@@ -205,6 +205,7 @@ def manifest_with(tmp_path, **changes):
     ({"state": [1, 2]}, "wrong structure"),
     ({"state.step": "three"}, "step of the wrong type"),
     ({"state.step": True}, "step of the wrong type"),
+    ({"state.step": -5}, "a negative step -5"),
     ({"state.params": [1.0]}, "params of the wrong type"),
     ({"state.records": [1]}, "records that are not objects"),
     ({"state.rng_state": {"bit_generator": "os.system"}}, "unknown bit generator"),
@@ -217,6 +218,16 @@ def test_a_damaged_or_edited_checkpoint_is_one_clear_error(tmp_path, changes, me
     with pytest.raises(CheckpointError, match=message) as caught:
         load_checkpoint(tmp_path)
     assert "\n" not in str(caught.value)
+
+
+def test_a_checkpoint_past_the_runs_last_round_is_refused(tmp_path):
+    state = make_state(step=7)
+    expected = {"config": {"train": {"rounds": 5}}, "num_params": 10}
+    state.fingerprint = expected
+    with pytest.raises(CheckpointError, match=r"at step 7, past the run's train.rounds \(5\)"):
+        check_fingerprint(state, expected, tmp_path)
+    state.step = 5
+    check_fingerprint(state, expected, tmp_path)  # the last round itself is a finished run
 
 
 @pytest.mark.parametrize("content", [b"", b"\xff\xfe garbage \x00", b"NaN", b'{"format": "fedfleet-checkpoint"',

@@ -65,6 +65,10 @@ def check_fingerprint(state: RunState, expected: dict[str, Any], run_dir: Path) 
             raise CheckpointError(f"the checkpoint in {run_dir} holds parameters of shape "
                                   f"{tuple(state.params.shape)} ({state.params.dtype}), not the model's "
                                   f"{num_params} float32 values; it is damaged: start the run again")
+        rounds = expected.get("config", {}).get("train", {}).get("rounds")
+        if isinstance(rounds, int) and state.step > rounds:
+            raise CheckpointError(f"the checkpoint in {run_dir} is at step {state.step}, past the run's "
+                                  f"train.rounds ({rounds}); it is damaged: start the run again")
         return
     ours, theirs = expected.get("config", {}), state.fingerprint.get("config", {})
     differing = sorted(_differing_keys(ours, theirs)) if isinstance(theirs, dict) else ["config"]
@@ -162,6 +166,8 @@ def _run_state(values: Any, path: Path) -> RunState:
                  if not isinstance(values[name], kind) or isinstance(values[name], bool)]
         if wrong:
             problem = f"{', '.join(wrong)} of the wrong type"
+        elif values["step"] < 0:
+            problem = f"a negative step {values['step']}"
         elif not all(isinstance(r, dict) for r in values["records"]):
             problem = "records that are not objects"
         elif (rng_problem := _rng_problem(values["rng_state"])) is not None:

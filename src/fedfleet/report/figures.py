@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -9,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+
+from fedfleet.paths import write_output
 
 
 def new_figure(width: float = 6.0, height: float = 4.0) -> tuple[Figure, plt.Axes]:
@@ -22,6 +25,7 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    image = io.BytesIO()  # rendered first: matplotlib ignores a failed write (a full disk, /dev/full)
+    figure.savefig(image, format=path.suffix[1:].lower() or "png", dpi=110)
     plt.close(figure)
-    return path
+    return write_output(path, image.getvalue())
