@@ -207,6 +207,18 @@ BAD_INPUTS = [  # (name, arguments with {root} for the fixture's folder, expecte
                                        "--split", "both"], "'capture' column"),
     ("--plot a folder", ["evaluate", "{root}/m", "{root}/flows.csv", "--label", "label", "--plot", "{root}"],
      "is a folder"),
+    ("--plot a format matplotlib lacks", ["evaluate", "{root}/m", "{root}/flows.csv", "--label", "label",
+                                          "--plot", "{root}/cm.txt"], "not '.txt'"),
+    ("--plot /dev/full", ["evaluate", "{root}/m", "{root}/flows.csv", "--label", "label", "--plot", "/dev/full"],
+     "cannot write or read /dev/full: No space left on device"),
+    ("classify --out .xlsx", ["classify", "{root}/m", "{root}/flows.csv", "--out", "{root}/p.xlsx"],
+     "predictions are written as CSV"),
+    ("evaluate with every label empty", ["evaluate", "{root}/m", "{root}/nolabel.csv", "--label", "label"],
+     "has a label in column 'label'"),
+    ("train on a table of labels only", ["train", "{root}/labels.csv", "--label", "label", "--out", "{root}/l"],
+     "no feature column"),
+    ("extract of one damaged capture", ["extract", "{root}/bad.pcap", "--out", "{root}/f.csv"],
+     "no flows extracted from any capture ({root}/bad.pcap: not a pcap"),
 ]
 
 
@@ -216,12 +228,15 @@ def test_bad_inputs_are_one_line_with_exit_code_two(trained, capsys, args, messa
 
     _duplicate_names(trained)
     make_flows(rows_per_class=20).drop(columns=["capture"]).to_csv(trained / "nocapture.csv", index=False)
+    make_flows(rows_per_class=20).assign(label=None).to_csv(trained / "nolabel.csv", index=False)
+    (trained / "labels.csv").write_text("label\nWeb\nDNS\nWeb\nDNS\n")
+    (trained / "bad.pcap").write_bytes(bytes(range(128, 256)))
     with pytest.raises(SystemExit) as exit_info:
         main(["traffic", *(arg.format(root=trained) for arg in args)])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2, err
     errors = [line for line in err.splitlines() if not line.startswith("note: ")]  # notes may precede it
-    assert len(errors) == 1 and errors[0].startswith("error: ") and message in errors[0], err
+    assert len(errors) == 1 and errors[0].startswith("error: ") and message.format(root=trained) in errors[0], err
     assert "refitting" not in err  # nothing was computed before the check
     assert not (trained / "flows.xlsx").exists()
 

@@ -31,6 +31,7 @@ DropOption = Annotated[list[str] | None, typer.Option("--drop-label", help="igno
 EncodingOption = Annotated[str | None, typer.Option(
     "--encoding", help="text encoding of CSV tables, e.g. cp1252 for CIC-IDS2017")]
 TABLE_SUFFIXES = (".parquet", ".csv")  # what `traffic extract --out` writes
+PLOT_SUFFIXES = ("", ".png", ".svg", ".pdf")  # what `traffic evaluate --plot` writes
 TRANSPORT_NAMES = frozenset({"protocol", "proto", "ip_proto", "ip_protocol", "l4_proto", "pr"})  # of the 5-tuple
 
 
@@ -94,9 +95,10 @@ def extract(
     if out.suffix.lower() not in TABLE_SUFFIXES:
         raise ConfigError(f"--out {out}: a flow table ends in .parquet or .csv, not {out.suffix or 'no suffix'!r}")
     extraction = extract_flows(pcaps, cache_dir=cache)
-    _report_errors(extraction)
     if extraction.flows.empty:
-        raise DataError("no flows extracted from any capture")
+        reasons = "; ".join(map(str, extraction.errors[:3])) + ("; ..." if len(extraction.errors) > 3 else "")
+        raise DataError(f"no flows extracted from any capture ({reasons or 'no pcap or pcapng file found'})")
+    _report_errors(extraction)
     with _writing(out):
         if out.suffix.lower() == ".csv":
             extraction.flows.to_csv(out, index=False)
@@ -197,6 +199,9 @@ def classify(
 
     if out is not None:
         writable_file(out)
+        if out.suffix.lower() not in ("", ".csv"):
+            raise ConfigError(f"--out {out}: predictions are written as CSV; give a name ending in .csv, "
+                              f"not {out.suffix!r}")
     model = TrafficModel.load(model_dir)
     table, _, extraction = read_flows(list(flows), model.spec, encoding=encoding)
     _report_errors(extraction)
@@ -247,10 +252,16 @@ def evaluate(
         path = _split_plot_path(plot, name, len(splits)) if splits else plot
         if path is not None:
             writable_file(path, "--plot")
+            if path.suffix.lower() not in PLOT_SUFFIXES:
+                raise ConfigError(f"--plot {path}: the confusion matrix is saved as .png, .svg or .pdf, "
+                                  f"not {path.suffix!r}; give a name ending in one of those")
     model = TrafficModel.load(model_dir)
     table, _, extraction = read_flows(list(flows), model.spec.with_label(label), encoding=encoding)
     _report_errors(extraction)
     table = filter_labels(table, label, tuple(drop_label or ()), min_class_flows)
+    if table.empty:
+        raise DataError(f"no flow in {', '.join(map(str, flows))} has a label in column {label!r} "
+                        "(after --drop-label and --min-class-flows); give labelled flows")
     for name in splits:  # every split is possible before the first one is computed
         check_split(table, name, test_size, group)
     if not splits:

@@ -277,6 +277,9 @@ def fit_model(
     if spec.label is None:
         raise DataError("no label column given; pass --label COLUMN (e.g. application_category_name)")
     features = spec.feature_columns(list(flows.columns))
+    if not features:
+        raise DataError(f"the flow table has no feature column besides the label and the columns left out "
+                        f"(columns: {', '.join(map(str, flows.columns[:8]))}); give a table with flow features")
     labels = flows[spec.label]
     if labels.isna().any():
         raise DataError(f"label column {spec.label!r} has {int(labels.isna().sum())} empty values; "
