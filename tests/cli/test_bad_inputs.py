@@ -99,6 +99,14 @@ ROWS: dict[str, Callable[[Path], Case]] = {
         ["report", str(_metrics(tmp, "[1, 2]\n")), "--out", str(tmp / "r.html")],
         ("metrics.jsonl line 1", "a JSON list"),
     ),
+    "report-metrics-text-accuracy": lambda tmp: Case(
+        ["report", str(_metrics(tmp, '{"round": 1, "virtual_time_s": 1.0, "test_accuracy": "high"}\n')),
+         "--out", str(tmp / "r.html")],
+        ("metrics.jsonl line 1", "'test_accuracy' is 'high', not a number"),
+    ),
+    "report-metrics-empty": lambda tmp: Case(
+        ["report", str(_metrics(tmp, "")), "--out", str(tmp / "r.html")], ("metrics.jsonl holds no records", "--resume")
+    ),
     "report-metrics-binary": lambda tmp: Case(
         ["report", str(_metrics(tmp, GARBAGE)), "--out", str(tmp / "r.html")], ("metrics.jsonl", "not a text file")
     ),
@@ -165,6 +173,15 @@ ROWS: dict[str, Callable[[Path], Case]] = {
         ],
         ("memory:", "KiB each", "short by"),
         ("0.0 GiB",),
+    ),
+    "privacy-train-size-beyond-the-data": lambda tmp: Case(
+        ["privacy", "mask", MASK, "--set", "data.train_size=100000"], ("data.train_size (100000) exceeds the",)
+    ),
+    "privacy-test-size-beyond-the-data": lambda tmp: Case(
+        ["privacy", "occlude", OCCLUDE, "--set", "data.test_size=100000"], ("data.test_size (100000) exceeds the",)
+    ),
+    "privacy-unknown-dataset-before-any-progress": lambda tmp: Case(
+        ["privacy", "occlude", OCCLUDE, "--set", "data.dataset=cifar"], ("unknown dataset 'cifar'", "digits")
     ),
     "privacy-lr-inf": lambda tmp: Case(["privacy", "mask", MASK, "--set", "model.lr=.inf"], ("'model.lr'", "finite")),
     "data-root-missing": lambda tmp: Case(

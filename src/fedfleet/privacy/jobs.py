@@ -61,8 +61,14 @@ def load_job_data(config: PrivacyDataConfig, seed: int, public_size: int = 0) ->
     rng = stream(seed, Stream.DATA_SPLIT)
     order = rng.permutation(len(split.train))
     public, rest = order[:public_size], order[public_size:]
+    if config.train_size is not None and config.train_size > len(rest):
+        raise DataError(f"data.train_size ({config.train_size}) exceeds the {len(rest)} training images of "
+                        f"{config.dataset} left after {public_size} public ones; lower it or set it to null for all")
     train = rest if config.train_size is None else rest[: config.train_size]
     test_order = rng.permutation(len(split.test))
+    if config.test_size is not None and config.test_size > len(test_order):
+        raise DataError(f"data.test_size ({config.test_size}) exceeds the {len(test_order)} test images of "
+                        f"{config.dataset}; lower it or set it to null for all")
     n_validation = len(test_order) if config.test_size is None else config.test_size
     validation = test_order[:n_validation]
     holdout = test_order[n_validation : n_validation + config.holdout_size]
@@ -125,8 +131,9 @@ class MaskJobResult:
 def run_mask_job(config: MaskJobConfig, progress: Progress = _quiet) -> MaskJobResult:
     """Train, score, attack and select an encryption mask as ``config`` says."""
     keys = mask_keys(config)  # bad candidates fail before any data is loaded
-    progress(f"loading {config.data.dataset}")
+    # Data first, progress after: a bad data set or size is the only line on stderr.
     data = load_job_data(config.data, config.seed, config.data.public_size)
+    progress(f"loaded {config.data.dataset}: {len(data.train)} training, {len(data.validation)} validation images")
     progress(f"training the original and encrypted models; scoring {len(keys)} candidate masks")
     rule = MaskRule(config.rule.name, config.rule.max_original_accuracy, config.rule.max_attack_ssim)
     selector = EncryptionMaskSelector(
@@ -257,8 +264,8 @@ def run_occlusion_job(
     config: OcclusionJobConfig, progress: Progress = _quiet, random_draws: int = 10
 ) -> OcclusionJobResult:
     """Train the target model, score occlusion candidates, select, and retrain on occluded images."""
-    progress(f"loading {config.data.dataset}")
     data = load_job_data(config.data, config.seed)
+    progress(f"loaded {config.data.dataset}: {len(data.train)} training, {len(data.validation)} validation images")
     m, o, s = config.model, config.occlusion, config.security
     progress("training the target recognition model on clear images")
     model_seed = derive_seed(config.seed, Stream.TARGET_MODEL)

@@ -24,6 +24,9 @@ def load_run(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     if not metrics.exists():
         raise FedfleetError(f"{run_dir} is not a run directory (no {METRICS_FILE})")
     records = _parsed(metrics, read_jsonl)
+    if not records:
+        raise FedfleetError(f"{metrics} holds no records (the run stopped before its first evaluation); "
+                            "resume it with fedfleet run --resume, or leave it out")
     for number, record in enumerate(records, start=1):
         _check_record(metrics, number, record)
     if not summary.exists():
@@ -43,7 +46,10 @@ def _check_record(path: Path, number: int, record: Any) -> None:
         problem = "neither 'round' nor 'version'"
     else:
         missing = [key for key in RECORD_KEYS if key not in record]
-        problem = f"no {missing[0]!r}" if missing else ""
+        not_numbers = [key for key in (*RECORD_KEYS, "round", "version") if key in record
+                       and (isinstance(record[key], bool) or not isinstance(record[key], int | float | None))]
+        problem = (f"no {missing[0]!r}" if missing
+                   else f"{not_numbers[0]!r} is {record[not_numbers[0]]!r}, not a number" if not_numbers else "")
     if problem:
         raise FedfleetError(f"{path} line {number} is not a metrics record ({problem}); "
                             "give a run directory written by fedfleet run")
