@@ -87,6 +87,9 @@ ROWS: dict[str, Callable[[Path], Case]] = {
          "--out", "/dev/full"],
         ("cannot write or read /dev/full", "No space left on device"),
     ),
+    "report-out-not-html": lambda tmp: Case(
+        ["report", str(tmp), "--out", str(tmp / "r.pdf")], ("--out", "r.pdf", "HTML page", "'.pdf'")
+    ),
     "report-out-in-proc": lambda tmp: Case(
         ["report", str(tmp), "--out", "/proc/r.html"], ("/proc/r.html", "cannot write")
     ),

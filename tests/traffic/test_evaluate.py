@@ -14,6 +14,12 @@ def test_metrics_on_a_known_example():
     assert metrics["confusion"] == {"labels": ["a", "b", "c"], "matrix": [[1, 1, 0], [0, 1, 1], [0, 0, 0]]}
 
 
+def test_one_class_scores_without_a_warning(recwarn):
+    metrics = classification_metrics(["Web"], ["Web"])
+    assert metrics["confusion"] == {"labels": ["Web"], "matrix": [[1]]} and metrics["accuracy"] == 1.0
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
 def test_capture_split_keeps_each_capture_on_one_side(flows):
     train, test = capture_split(flows, test_size=0.34, random_state=1)
     assert set(train["capture"]).isdisjoint(test["capture"])

@@ -78,6 +78,8 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path("report.html"),
 ) -> None:
     """Compare runs in one page (summary table, accuracy against round and virtual time)."""
+    if out.suffix.lower() not in ("", ".html", ".htm"):
+        raise ConfigError(f"--out {out}: the report is an HTML page; give a name ending in .html, not {out.suffix!r}")
     path = write_runs_report(run_dirs, writable_file(out, "--out"))
     output.print(f"report: {path}")
 
