@@ -57,6 +57,11 @@ ROWS: dict[str, Callable[[Path], Case]] = {
         ["run", str(_file(tmp / "c.yaml", GARBAGE))], (str(tmp / "c.yaml"), "not a text file")
     ),
     "config-is-a-folder": lambda tmp: Case(["run", str(tmp)], (str(tmp), "is a folder")),
+    "trace-binary": lambda tmp: Case(
+        ["run", DIGITS, "--set", f"fleet.trace={_file(tmp / 't.csv', GARBAGE)}", "--set", "train.deadline_s=100",
+         "--out", str(tmp / "r")],
+        ("fleet.trace", str(tmp / "t.csv"), "not a text file"),
+    ),
     "catalog-binary": lambda tmp: Case(
         ["place", "--model", "mlp", "--devices", str(_file(tmp / "d.yaml", GARBAGE))],
         ("device catalog", str(tmp / "d.yaml"), "not a text file"),

@@ -114,9 +114,11 @@ def read_trace(path: str | Path, num_devices: int) -> TraceAvailability:
     """Read a CSV or JSON availability trace; a one-line ConfigError for a bad file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError:
         raise ConfigError(f"fleet.trace: cannot read {path}; pass an existing CSV or JSON file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"fleet.trace {path} is not a text file (not UTF-8); pass a CSV or JSON file") from None
     try:
         if path.suffix.lower() == ".json":
             raw = json.loads(text)
