@@ -18,6 +18,8 @@ from pydantic_core import ErrorDetails
 
 from fedfleet.errors import ConfigError
 
+FLOAT32_MAX = 3.4028234663852886e38  # largest finite float32
+
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
@@ -53,7 +55,7 @@ class TrainConfig(ConfigSection):
     clients_per_round: int = Field(10, ge=1)  # cohort size per round
     local_epochs: int = Field(1, ge=1)
     batch_size: int = Field(32, ge=1)
-    lr: float = Field(0.05, gt=0)
+    lr: float = Field(0.05, gt=0, le=FLOAT32_MAX)  # parameters are float32: a larger step cannot be taken
     momentum: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     eval_every: int = Field(1, ge=1)  # evaluate the global model every k rounds
@@ -136,6 +138,13 @@ class FleetConfig(ConfigSection):
     dropout: DropoutConfig | None = None  # on/off periods of every device on the virtual clock
     trace: str | None = None  # availability trace file (CSV or JSON of online intervals; docs/async.md)
 
+    @field_validator("trace")
+    @classmethod
+    def _trace_is_a_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"fleet.trace {value} is not a file; pass an existing CSV or JSON trace")
+        return value
+
     @model_validator(mode="after")
     def _finite_times(self) -> FleetConfig:
         slowest = self.base_speed / math.sqrt(self.speed_spread) if self.profile == "heterogeneous" else self.base_speed
@@ -207,6 +216,13 @@ class RunConfig(ConfigSection):
                 f"train.clients_per_round ({self.train.clients_per_round}) exceeds "
                 f"data.num_clients ({self.data.num_clients})"
             )
+        byzantine = self.aggregator.num_byzantine
+        if self.aggregator.name in ("krum", "multi_krum") and byzantine is not None:
+            most = max(0, (self.train.clients_per_round - 3) // 2)  # Krum needs n > 2f + 2 updates
+            if byzantine > most:
+                raise ConfigError(f"aggregator.num_byzantine={byzantine} is more than Krum tolerates among "
+                                  f"train.clients_per_round={self.train.clients_per_round} updates (at most {most}); "
+                                  "lower it or raise clients_per_round")
         is_async = self.strategy.name in ASYNC_STRATEGY_KEYS
         if self.train.mode == "async" and not is_async:
             raise ConfigError(f"strategy {self.strategy.name!r} is synchronous; with train.mode=async choose one "
@@ -233,7 +249,11 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {key!r} conflicts with another override")
-        node[leaf] = parse_yaml(raw) if raw else None
+        try:
+            node[leaf] = parse_yaml(raw) if raw else None
+        except yaml.YAMLError as exc:
+            first = str(exc).splitlines()[0]
+            raise ConfigError(f"override {key!r}: its value is not valid YAML ({first}); quote text values") from None
     return nested
 
 
@@ -249,7 +269,18 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML's safe loader, reading ``1e12`` and ``1e-3`` as floats (YAML 1.2) rather than strings."""
+    """YAML's safe loader, reading ``1e12`` and ``1e-3`` as floats (YAML 1.2) rather than strings,
+    and refusing a key given twice in one mapping (plain PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -345,6 +376,10 @@ def format_validation_error(error: ValidationError, model: type[BaseModel] | Non
         if isinstance(value, float) and value.is_integer():  # 1e12 or 10.0 in the YAML
             return f"config key {key!r} must be a whole number: write {int(value)}, not {value!r}"
         return f"config key {key!r} must be a whole number written in digits, e.g. 10 (got {_describe(value)})"
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    if kind in bounds:
+        ((_, limit),) = first.get("ctx", {}).items()
+        return f"config key {key!r} must be {bounds[kind]} {limit:g} (got {_describe(value)})"
     return f"config key {key!r}: {first['msg']} (got {_describe(value)})"
 
 

@@ -124,7 +124,7 @@ ROWS: dict[str, Callable[[Path], Case]] = {
     ),
     # values
     "vertical-negative-seed": lambda tmp: Case(
-        ["vertical", VERTICAL, "--set", "seed=-1"], ("'seed'", "greater than or equal to 0")
+        ["vertical", VERTICAL, "--set", "seed=-1"], ("'seed'", "must be >= 0", "got -1")
     ),
     "two-field-rule": lambda tmp: Case(
         ["run", DIGITS, "--set", "train.clients_per_round=50"],
@@ -192,6 +192,27 @@ ROWS: dict[str, Callable[[Path], Case]] = {
         ["privacy", "occlude", OCCLUDE, "--set", "data.dataset=cifar"], ("unknown dataset 'cifar'", "digits")
     ),
     "privacy-lr-inf": lambda tmp: Case(["privacy", "mask", MASK, "--set", "model.lr=.inf"], ("'model.lr'", "finite")),
+    "override-not-yaml": lambda tmp: Case(
+        ["run", DIGITS, "--set", "train.rounds=[1,"], ("override 'train.rounds'", "not valid YAML", "quote")
+    ),
+    "override-not-text": lambda tmp: Case(
+        ["run", DIGITS, "--set", "name=\udcff\udcfe"], ("override 'name'", "not valid YAML")
+    ),
+    "config-duplicate-key": lambda tmp: Case(
+        ["run", str(_file(tmp / "c.yaml", "seed: 1\nseed: 2\n"))], (str(tmp / "c.yaml"), "'seed' appears twice")
+    ),
+    "lr-beyond-float32": lambda tmp: Case(
+        ["run", DIGITS, "--set", "train.lr=1e300", "--out", str(tmp / "r")], ("'train.lr'", "must be <= 3.40282e+38")
+    ),
+    "trace-missing-is-named-before-the-deadline-rule": lambda tmp: Case(
+        ["run", DIGITS, "--set", f"fleet.trace={tmp / 'none.csv'}", "--out", str(tmp / "r")],
+        ("fleet.trace", str(tmp / "none.csv"), "not a file"), ("wait forever",),
+    ),
+    "krum-more-attackers-than-it-tolerates": lambda tmp: Case(
+        ["run", DIGITS, "--set", "aggregator.name=krum", "--set", "aggregator.num_byzantine=50",
+         "--set", "train.clients_per_round=5", "--out", str(tmp / "r")],
+        ("aggregator.num_byzantine=50", "at most 1"),
+    ),
     "data-root-missing": lambda tmp: Case(
         ["run", "--set", "data.root=" + str(tmp / "none"), "--set", "train.rounds=1", "--out", str(tmp / "r")],
         ("data.root", str(tmp / "none"), "no such folder"),
