@@ -64,6 +64,14 @@ def test_lines_are_throttled_but_the_first_and_last_always_shown():
     ]
 
 
+def test_an_async_run_counts_versions_not_rounds(config_file, tmp_path, capsys):
+    args = ["run", str(config_file), "--set", "train.mode=async", "--set", "strategy.name=fedasync",
+            "--set", "train.rounds=3", "--out", str(tmp_path / "r")]
+    code, _, stderr = _invoke(args, capsys)
+    assert code == 0
+    assert "training: 3 versions" in stderr and "version 3/3" in stderr and "round " not in stderr
+
+
 def test_a_deadline_that_drops_every_update_warns_once(config_file, tmp_path, capsys):
     out = tmp_path / "r"
     code, _, stderr = _invoke(["run", str(config_file), "--set", "train.deadline_s=1e-6", "--out", str(out)], capsys)

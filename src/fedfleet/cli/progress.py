@@ -23,9 +23,9 @@ def _status(record: dict[str, Any]) -> str:
 class ProgressBar(BaseCallback):
     """A rich progress bar showing round, latest accuracy and virtual time (for a terminal)."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, unit: str = "round") -> None:
         self.progress = Progress(
-            TextColumn("round {task.completed}/{task.total}"),
+            TextColumn(unit + " {task.completed}/{task.total}"),
             BarColumn(),
             TextColumn("{task.fields[status]}"),
             TimeElapsedColumn(),
@@ -59,11 +59,14 @@ class ProgressLines(BaseCallback):
         round are always shown.
     clock : callable
         Wall-clock seconds (``time.monotonic``; replaceable in tests).
+    unit : str
+        What a step is: "round" (sync) or "version" (async: one aggregation).
     """
 
     def __init__(self, write: Callable[[str], None], interval_s: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, unit: str = "round") -> None:
         self.write = write
+        self.unit = unit
         self.interval_s = LINE_INTERVAL_S if interval_s is None else interval_s
         self.clock = clock
         self.total = 0
@@ -72,8 +75,8 @@ class ProgressLines(BaseCallback):
 
     def on_start(self, total_steps: int, start_step: int) -> None:
         self.total = total_steps
-        resumed = f", resuming after round {start_step}" if start_step else ""
-        self.write(f"training: {total_steps} rounds{resumed}")
+        resumed = f", resuming after {self.unit} {start_step}" if start_step else ""
+        self.write(f"training: {total_steps} {self.unit}s{resumed}")
 
     def on_step_end(self, step: int, record: dict[str, Any] | None) -> None:
         if record is not None:
@@ -81,7 +84,7 @@ class ProgressLines(BaseCallback):
         now = self.clock()
         due = self.last_line is None or now - self.last_line >= self.interval_s or step >= self.total
         if due:
-            self.write(f"round {step}/{self.total}{self.status}")
+            self.write(f"{self.unit} {step}/{self.total}{self.status}")
             self.last_line = now
 
 

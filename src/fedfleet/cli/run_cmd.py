@@ -31,9 +31,10 @@ def run(
         raise ConfigError("--resume continues a run with its own config and directory; "
                           "drop CONFIG, --set, --out and --overwrite, or start a new run without --resume")
     resolved = None if resume is not None else load_config(config, set_ or [])
-    bar = ProgressBar(console) if format_ is OutputFormat.text and console.is_terminal else None
-    callbacks = _progress_callbacks(format_, bar)
-    run_dir, checkpoint_every = _run_dir_and_checkpoints(resolved, resume, out)
+    run_dir, run_config = _run_dir_and_config(resolved, resume, out)
+    unit = "version" if run_config.train.mode == "async" else "round"
+    bar = ProgressBar(console, unit) if format_ is OutputFormat.text and console.is_terminal else None
+    callbacks = _progress_callbacks(format_, bar, unit)
     try:
         if resolved is None:
             assert resume is not None
@@ -41,7 +42,7 @@ def run(
         else:
             result = api.run(resolved, out_dir=run_dir, overwrite=overwrite, callbacks=callbacks)
     except KeyboardInterrupt:
-        raise RunInterrupted(resume_hint(run_dir, checkpoint_every)) from None
+        raise RunInterrupted(resume_hint(run_dir, run_config.checkpoint_every)) from None
     finally:
         if bar is not None:
             bar.stop()
@@ -55,22 +56,22 @@ def run(
     output.print(f"report: {result.out_dir / api.REPORT_FILE}")
 
 
-def _progress_callbacks(format_: OutputFormat, bar: ProgressBar | None) -> list[BaseCallback]:
+def _progress_callbacks(format_: OutputFormat, bar: ProgressBar | None, unit: str) -> list[BaseCallback]:
     """Text mode: a bar on a terminal, else one plain line per round (logs, CI); JSON mode: silence."""
     if format_ is OutputFormat.json:
         return []
     def say(line: str) -> None:  # above the bar on a terminal, as it is (never wrapped) in a log
         console.print(line, highlight=False, soft_wrap=True)
 
-    return [bar if bar is not None else ProgressLines(say), DeadlineWarning(say)]
+    return [bar if bar is not None else ProgressLines(say, unit=unit), DeadlineWarning(say)]
 
 
-def _run_dir_and_checkpoints(resolved: RunConfig | None, resume: Path | None, out: Path | None) -> tuple[Path, int]:
-    """The run directory this command writes (runs/<name>-<time> by default) and its checkpoint_every."""
+def _run_dir_and_config(resolved: RunConfig | None, resume: Path | None, out: Path | None) -> tuple[Path, RunConfig]:
+    """The run directory this command writes (runs/<name>-<time> by default) and the run's config."""
     if resolved is None:
         assert resume is not None
-        return resume, read_run_config(resume).checkpoint_every
-    return (out if out is not None else api.default_out_dir(resolved.name)), resolved.checkpoint_every
+        return resume, read_run_config(resume)
+    return (out if out is not None else api.default_out_dir(resolved.name)), resolved
 
 
 def report(
