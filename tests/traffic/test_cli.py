@@ -158,7 +158,7 @@ def test_missing_traffic_extra_is_named(runner, tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(runner, tmp_path_factory):
     """A flow table and a tree trained on it."""
     root = tmp_path_factory.mktemp("trained")
     flows = root / "flows.csv"
@@ -180,6 +180,8 @@ BAD_INPUTS = [  # (name, arguments with {root} for the fixture's folder, expecte
      "is a file, not a folder"),
     ("train --out under a file", ["train", "{root}/flows.csv", "--label", "label", "--out", "{root}/flows.csv/m"],
      "is a file, not a folder"),
+    ("train --out a folder of other files", ["train", "{root}/flows.csv", "--label", "label", "--out", "{root}"],
+     "holds files that are not a traffic model's ("),
     ("extract --out a folder", ["extract", "{root}/x.pcap", "--out", "{root}/m"], "is a folder"),
     ("extract --out .xlsx", ["extract", "{root}/x.pcap", "--out", "{root}/flows.xlsx"], "not '.xlsx'"),
     ("classify --out /dev/full", ["classify", "{root}/m", "{root}/flows.csv", "--out", "/dev/full"],

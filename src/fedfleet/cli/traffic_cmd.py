@@ -47,6 +47,17 @@ def _report_errors(extraction: Extraction | None) -> None:
         console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
 
 
+def _holds_only_a_model(folder: Path) -> None:
+    """Refuse an --out folder holding anything but an earlier model's files (which training replaces)."""
+    from fedfleet.traffic.model import MODEL_FOLDER_FILES
+
+    others = sorted(path.name for path in folder.iterdir() if path.name not in MODEL_FOLDER_FILES)
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise ConfigError(f"--out {folder} holds files that are not a traffic model's ({shown}); "
+                          "give a new or empty folder, or an earlier model folder to replace")
+
+
 @contextmanager
 def _writing(path: Path) -> Iterator[None]:
     """Turn a failed write (disk full, /dev/full, permission lost) into one line naming ``path``."""
@@ -163,7 +174,7 @@ def train(
             raise ConfigError("give the class weight once: --class-weight or --classifier-param class_weight=...")
         params["class_weight"] = parse_class_weight(class_weight)
     build_classifier(classifier, random_state=seed, **params)  # a bad parameter fails before any reading
-    writable_dir(out)
+    _holds_only_a_model(writable_dir(out))
     table, spec, extraction = read_flows(list(flows), _spec(spec_file, label), encoding=encoding)
     _report_errors(extraction)
     _note_guessed_spec(spec, spec_file)

@@ -29,6 +29,7 @@ FORMAT_VERSION = 2  # 1: trees pickled with joblib (refused: a pickle runs code 
 MODEL_FILE = "model.json"
 PREPROCESSOR_FILE = "preprocessor.json"
 WEIGHTS_FILE = "classifier.safetensors"
+MODEL_FOLDER_FILES = frozenset({MODEL_FILE, PREPROCESSOR_FILE, WEIGHTS_FILE})  # what save() writes
 PREDICT_CHUNK = 10_000  # flows per classifier call in predict_proba
 
 
