@@ -337,9 +337,8 @@ class AsyncRunner:
         return rejected[0] if rejected else None
 
     def _validation_history(self) -> ValidationHistory:
-        """What validation remembers of the last ``reference_rounds`` arrivals (kept in ``state.extra``)."""
-        state = self.state.extra.get("validation") or {"global_norms": [float(self.state.params.norm())]}
-        return ValidationHistory(self.config.validation.reference_rounds, state)
+        """What validation remembers of the last ``reference_rounds`` arrivals."""
+        return ValidationHistory.of_run(self.config.validation.reference_rounds, self.state.extra, self.state.params)
 
     def _aggregate(self, update: ClientUpdate, task: dict[str, Any]) -> Rejection | None:
         state, extra = self.state, self.state.extra

@@ -109,11 +109,6 @@ class SyncRunner:
         self.state = state
         self.parts.strategy.load_state_dict(state.strategy_state)
 
-    def _validation_history(self) -> ValidationHistory:
-        """What validation remembers of recent rounds, kept in ``state.extra`` so a resumed run sees the same."""
-        state = self.state.extra.get("validation") or {"global_norms": [float(self.state.params.norm())]}
-        return ValidationHistory(self.config.validation.reference_rounds, state)
-
     def run(self) -> dict[str, Any]:
         """Run the remaining rounds; return the summary."""
         config, parts, state = self.config, self.parts, self.state
@@ -203,7 +198,7 @@ class SyncRunner:
         updates = parts.backend.run(tasks)
         for hook in parts.client_hooks:
             updates = [hook(task, update) for task, update in zip(tasks, updates, strict=True)]
-        history = self._validation_history()
+        history = ValidationHistory.of_run(config.validation.reference_rounds, self.state.extra, params)
         server = ServerKnowledge(params, sizes, plan, history.reference_norm, history.recent_norms,
                                  parts.strategy.check_update)
         accepted, rejected = validate_updates(updates, server, config.validation.max_norm_ratio)

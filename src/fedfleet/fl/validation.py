@@ -82,6 +82,12 @@ class ValidationHistory:
         self.global_norms: deque[float] = deque(state["global_norms"], maxlen=rounds)
         self.update_norms: deque[list[list[float]]] = deque(state.get("update_norms", []), maxlen=rounds)
 
+    @classmethod
+    def of_run(cls, rounds: int, extra: dict[str, Any], params: torch.Tensor) -> ValidationHistory:
+        """The history a run keeps in ``RunState.extra["validation"]`` (so a resumed run sees the same);
+        before the first step, just the norm of the initial model ``params``."""
+        return cls(rounds, extra.get("validation") or {"global_norms": [float(params.norm())]})
+
     def observe(self, params: torch.Tensor, accepted: Sequence[ClientUpdate]) -> None:
         """Record the global model a round ended with and the updates it accepted."""
         self.global_norms.append(float(params.norm()))
