@@ -80,6 +80,38 @@ class RoundOutcome:
     train_loss: float | None = field(default=None)
 
 
+def train_and_aggregate(config: RunConfig, parts: RunnerParts, state: RunState, tasks: Sequence[TrainTask],
+                        plan: LocalTrainingPlan, round_index: int,
+                        ) -> tuple[list[ClientUpdate], list[ClientUpdate], list[Rejection]]:
+    """Train ``tasks`` through the backend and hooks, validate, aggregate into ``state.params``.
+
+    Updates ``state.params`` (unless the aggregate is not finite), the validation history and
+    the participation counts in ``state.extra``. Returns (updates, accepted, rejected).
+    """
+    params, sizes = state.params, parts.data.num_samples()
+    updates = parts.backend.run(tasks)
+    for hook in parts.client_hooks:
+        updates = [hook(task, update) for task, update in zip(tasks, updates, strict=True)]
+    history = ValidationHistory.of_run(config.validation.reference_rounds, state.extra, params)
+    server = ServerKnowledge(params, sizes, plan, history.reference_norm, history.recent_norms,
+                             parts.strategy.check_update)
+    accepted, rejected = validate_updates(updates, server, config.validation.max_norm_ratio)
+    if accepted:
+        aggregated = parts.strategy.aggregate(params, accepted)
+        if bool(torch.isfinite(aggregated).all()):
+            state.params = aggregated
+        else:
+            log.error("round %d: aggregate is not finite; keeping the previous global model", round_index)
+            rejected += [Rejection(u.client_id, "aggregate not finite") for u in accepted]
+            accepted = []
+    history.observe(state.params, accepted)
+    state.extra["validation"] = history.state_dict()
+    participation = state.extra.setdefault("participation", [0] * len(sizes))
+    for update in accepted:
+        participation[update.client_id] += 1
+    return updates, accepted, rejected
+
+
 class SyncRunner:
     """Runs ``config.train.rounds`` synchronous rounds.
 
@@ -195,27 +227,8 @@ class SyncRunner:
         duration = float(durations.max()) if deadline is None else float(deadline if dropped else durations.max())
         tasks = [TrainTask(int(c), params, round_index - 1, plan, task_seed(config.seed, round_index, int(c)))
                  for c in finishing]
-        updates = parts.backend.run(tasks)
-        for hook in parts.client_hooks:
-            updates = [hook(task, update) for task, update in zip(tasks, updates, strict=True)]
-        history = ValidationHistory.of_run(config.validation.reference_rounds, self.state.extra, params)
-        server = ServerKnowledge(params, sizes, plan, history.reference_norm, history.recent_norms,
-                                 parts.strategy.check_update)
-        accepted, rejected = validate_updates(updates, server, config.validation.max_norm_ratio)
-        if accepted:
-            aggregated = parts.strategy.aggregate(params, accepted)
-            if bool(torch.isfinite(aggregated).all()):
-                self.state.params = aggregated
-            else:
-                log.error("round %d: aggregate is not finite; keeping the previous global model", round_index)
-                rejected += [Rejection(u.client_id, "aggregate not finite") for u in accepted]
-                accepted = []
-        history.observe(self.state.params, accepted)
-        self.state.extra["validation"] = history.state_dict()
+        updates, accepted, rejected = train_and_aggregate(config, parts, self.state, tasks, plan, round_index)
         self._record_rejections(round_index, rejected)
-        participation = self.state.extra.setdefault("participation", [0] * len(sizes))
-        for update in accepted:
-            participation[update.client_id] += 1
         message_bytes = params.numel() * BYTES_PER_PARAM
         losses = [u.metrics["train_loss"] for u in accepted if "train_loss" in u.metrics]
         return RoundOutcome(
