@@ -258,13 +258,31 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Return ``base`` updated recursively with ``update`` (neither is modified)."""
+    """Return ``base`` updated recursively with ``update`` (neither is modified).
+
+    A list in ``base`` is updated item by item when ``update`` gives a mapping of indices
+    (``--set jobs.0.train.rounds=3`` gives ``{"jobs": {"0": {...}}}``).
+    """
     merged = dict(base)
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = deep_merge(merged[key], value)
+        elif isinstance(value, dict) and isinstance(merged.get(key), list):
+            merged[key] = _merge_items(str(key), merged[key], value)
         else:
             merged[key] = value
+    return merged
+
+
+def _merge_items(key: str, items: list[Any], update: dict[str, Any]) -> list[Any]:
+    merged = list(items)
+    for index, value in update.items():
+        if not (str(index).isdigit() and int(index) < len(items)):
+            raise ConfigError(f"override {key}.{index}: {key} is a list of {len(items)} item(s); "
+                              f"use an index from 0 to {len(items) - 1}")
+        item = merged[int(index)]
+        is_mapping = isinstance(value, dict) and isinstance(item, dict)
+        merged[int(index)] = deep_merge(item, value) if is_mapping else value
     return merged
 
 
@@ -424,6 +442,8 @@ def _overridden(update: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
     """True when the key at ``loc`` (or a section above it) was set by an override."""
     node: Any = update
     for part in loc:
+        if isinstance(part, int) and isinstance(node, dict):
+            part = str(part)  # a list index given by --set
         if not isinstance(node, dict) or part not in node:
             return False
         node = node[part]
