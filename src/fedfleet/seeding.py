@@ -21,6 +21,8 @@ class EngineStream(IntEnum):
     ROUNDS = 103  # device availability, cohort selection and update times, round by round
     DROPOUT = 104  # on/off periods of each device (fleet.dropout), one sub-stream per device
     FLEET = 0xF1EE7  # device speeds and bandwidths
+    MULTIJOB = 105  # each job's own seed in a multi-job run (one sub-stream per job)
+    SCHEDULER = 106  # a multi-job scheduling policy's own randomness (its network's initial weights)
 
 
 def stream(seed: int, tag: int, *more: int) -> np.random.Generator:
