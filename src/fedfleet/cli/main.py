@@ -31,9 +31,15 @@ COMMAND_MODULES = (
 )
 
 
+_registered: set[str] = set()
+
+
 def _register_commands() -> None:
+    """Add each command group to ``app`` once, however often :func:`main` is called in one process."""
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(app)
+        if name not in _registered:
+            importlib.import_module(name).register(app)
+            _registered.add(name)
 
 
 def main(argv: list[str] | None = None) -> None:
