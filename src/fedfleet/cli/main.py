@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "fedfleet.cli.place_cmd",
     "fedfleet.cli.traffic_cmd",
     "fedfleet.cli.vertical_cmd",
+    "fedfleet.cli.multijob_cmd",
 )
 
 

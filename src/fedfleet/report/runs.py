@@ -9,6 +9,7 @@ from typing import Any
 
 from fedfleet.errors import FedfleetError
 from fedfleet.fl.history import read_jsonl
+from fedfleet.fl.multijob.outputs import is_multijob_run
 from fedfleet.fl.run_dir import METRICS_FILE, SUMMARY_FILE
 from fedfleet.report.figures import new_figure, save_figure
 from fedfleet.report.html import HtmlReport
@@ -108,7 +109,17 @@ def plot_participation(participation: dict[str, list[int]], path: Path) -> Path:
 
 
 def write_runs_report(run_dirs: Sequence[Path], out: Path) -> Path:
-    """One page comparing ``run_dirs``: a summary table and overlaid accuracy curves."""
+    """One page comparing ``run_dirs``: a summary table and overlaid accuracy curves.
+
+    Multi-job run directories (``fedfleet multijob``) get their own page (report/multijob.py).
+    """
+    multijob = [is_multijob_run(run_dir) for run_dir in run_dirs]
+    if any(multijob):
+        if not all(multijob):
+            raise FedfleetError("a report compares either multi-job runs or single runs; give only one kind")
+        from fedfleet.report.multijob import write_multijob_report  # it reads this module's load_run
+
+        return write_multijob_report(run_dirs, out)
     runs: dict[str, list[dict[str, Any]]] = {}
     rows = []
     for run_dir in run_dirs:

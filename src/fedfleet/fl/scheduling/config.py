@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from fedfleet.config import ConfigSection
 
@@ -34,6 +35,13 @@ class RldsConfig(ConfigSection):
     imitation_plans: int = Field(64, ge=1)  # random plans whose best the network imitates first (per job)
     imitation_steps: int = Field(30, ge=0)  # SGD steps of that imitation
     weights: str | None = None  # policy weights (scheduler/rlds.safetensors of an earlier run) to start from
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_are_a_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"{value} is not a file; give the scheduler/rlds.safetensors of an earlier multijob run")
+        return value
 
 
 class SchedulerConfig(ConfigSection):
