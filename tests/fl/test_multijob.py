@@ -173,6 +173,12 @@ def test_bad_configs_are_one_line_naming_the_key(override, message):
     assert "\n" not in str(caught.value)
 
 
+def test_the_shipped_benchmark_config_is_valid_and_matches_the_benchmark():
+    config = load_multijob_config(TINY.parent / "benchmark.yaml")
+    assert config.num_devices == 100 and [job.train.clients_per_round for job in config.jobs] == [10, 10, 10]
+    assert {job.data.partition for job in config.jobs} == {"shards"}
+
+
 def test_overrides_reach_into_the_jobs_list():
     config = tiny("jobs.0.train.rounds=5", "jobs.1.model.name=cnn")
     assert config.jobs[0].train.rounds == 5 and config.jobs[1].model.name == "cnn"
