@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fedfleet.fl.events import EventQueue
+from fedfleet.fl.events import EventQueue, Halt
 from fedfleet.fl.state_codec import decode, encode
 
 
@@ -62,3 +62,16 @@ def test_discard_and_dispatch():
     queue.push(4.0, "unknown")
     with pytest.raises(KeyError, match="no handler for event kind 'unknown'"):
         queue.dispatch({"arrive": seen.append})
+
+
+def test_run_stops_on_its_condition_an_empty_queue_or_the_limit():
+    queue, seen = EventQueue(), []
+    for t in (1.0, 2.0, 3.0):
+        queue.push(t, "tick", {"t": t})
+    handlers = {"tick": lambda event: seen.append(event.data["t"])}
+    assert queue.run(handlers, lambda: len(seen) < 1) is None and seen == [1.0]
+    assert queue.run(handlers, lambda: True, limit=2.5) is Halt.LIMIT and seen == [1.0, 2.0]
+    assert queue.now == 2.0 and len(queue) == 1  # the event after the limit stays pending
+    after = []
+    assert queue.run(handlers, lambda: True, after=lambda event: after.append(event.kind)) is Halt.EMPTY
+    assert seen == [1.0, 2.0, 3.0] and after == ["tick"]

@@ -24,7 +24,7 @@ from fedfleet.config import RunConfig
 from fedfleet.errors import ConfigError
 from fedfleet.fl.checkpoint import RunState, save_checkpoint
 from fedfleet.fl.client import evaluate
-from fedfleet.fl.events import Event, EventQueue
+from fedfleet.fl.events import Event, EventQueue, Halt
 from fedfleet.fl.faults import Availability
 from fedfleet.fl.fleet import BYTES_PER_PARAM
 from fedfleet.fl.history import summarise
@@ -128,22 +128,24 @@ class AsyncRunner:
             self.run_dir.drop_rejections_after(state.step)
         for callback in self.parts.callbacks:
             callback.on_start(rounds, state.step)
-        while state.step < rounds and extra["stop_reason"] is None:
-            upcoming = self.queue.peek()
-            if upcoming is None:
-                extra["stop_reason"] = self._why_nothing_happens()
-                break
-            if limit is not None and upcoming.time > limit:
-                extra["stop_reason"] = f"train.max_virtual_time_s={limit:g} reached"
-                state.clock = limit
-                break
-            version = state.step
-            event = self.queue.dispatch(handlers)
+        version = state.step
+
+        def after(event: Event) -> None:
+            nonlocal version
             self.events.append((event.time, event.kind, dict(event.data)))
             state.clock = self.queue.now
             state.wall_time_s = time.perf_counter() - started
             if state.step > version:
                 self._after_version(started)
+            version = state.step
+
+        halt = self.queue.run(handlers, lambda: state.step < rounds and extra["stop_reason"] is None, after, limit)
+        if halt is Halt.EMPTY:
+            extra["stop_reason"] = self._why_nothing_happens()
+        elif halt is Halt.LIMIT:
+            assert limit is not None  # only a limit halts there
+            extra["stop_reason"] = f"train.max_virtual_time_s={limit:g} reached"
+            state.clock = limit
         if extra["stop_reason"] is not None:
             log.warning("async run stopped at version %d: %s", state.step, extra["stop_reason"])
         if not state.records or state.records[-1]["version"] != state.step:

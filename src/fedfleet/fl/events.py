@@ -14,9 +14,17 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 Handler = Callable[["Event"], None]
+
+
+class Halt(StrEnum):
+    """Why :meth:`EventQueue.run` returned while its condition still held."""
+
+    EMPTY = "empty"  # no event is pending: nothing can happen any more
+    LIMIT = "limit"  # the next event comes after the time limit
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,24 @@ class EventQueue:
             raise KeyError(f"no handler for event kind {event.kind!r}; handlers: {', '.join(sorted(handlers))}")
         handler(event)
         return event
+
+    def run(self, handlers: Mapping[str, Handler], keep_going: Callable[[], bool],
+            after: Handler | None = None, limit: float | None = None) -> Halt | None:
+        """Dispatch events while ``keep_going()``, calling ``after(event)`` once each is handled.
+
+        Returns None once ``keep_going()`` is false, :attr:`Halt.EMPTY` when no event is left and
+        :attr:`Halt.LIMIT` when the next one comes after ``limit`` (which is then not popped).
+        """
+        while keep_going():
+            upcoming = self.peek()
+            if upcoming is None:
+                return Halt.EMPTY
+            if limit is not None and upcoming.time > limit:
+                return Halt.LIMIT
+            event = self.dispatch(handlers)
+            if after is not None:
+                after(event)
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         """The queue as plain data: ``now``, the next ``seq`` and the pending events in order."""

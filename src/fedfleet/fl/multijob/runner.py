@@ -25,7 +25,7 @@ from fedfleet.config import RunConfig
 from fedfleet.fl.callbacks import Callback
 from fedfleet.fl.checkpoint import RunState, run_fingerprint, save_checkpoint
 from fedfleet.fl.client import evaluate
-from fedfleet.fl.events import Event, EventQueue
+from fedfleet.fl.events import Event, EventQueue, Halt
 from fedfleet.fl.faults import Availability
 from fedfleet.fl.fleet import BYTES_PER_PARAM, DeviceProfile, TimeModel
 from fedfleet.fl.history import summarise
@@ -151,24 +151,24 @@ class MultiJobRunner:
         total = sum(job.config.train.rounds for job in self.jobs)
         for callback in self.callbacks:
             callback.on_start(total, state.step)
-        limit = self.config.max_virtual_time_s
-        while extra["stop_reason"] is None and not all(extra["done"]):
-            upcoming = self.queue.peek()
-            if upcoming is None:
-                extra["stop_reason"] = ("every device is gone: no device will be online again "
-                                        "(fleet.trace or fleet.dropout)")
-                break
-            if limit is not None and upcoming.time > limit:
-                extra["stop_reason"] = f"max_virtual_time_s={limit:g} reached"
-                state.clock = limit
-                break
-            rounds = state.step
-            event = self.queue.dispatch(handlers)
+        limit, rounds = self.config.max_virtual_time_s, state.step
+
+        def after(event: Event) -> None:
+            nonlocal rounds
             self.events.append((event.time, event.kind, dict(event.data)))
             state.clock = self.queue.now
             state.wall_time_s = time.perf_counter() - started
             if state.step > rounds:
-                self._after_round(event)
+                self._after_round()
+            rounds = state.step
+
+        halt = self.queue.run(handlers, lambda: extra["stop_reason"] is None and not all(extra["done"]), after, limit)
+        if halt is Halt.EMPTY:
+            extra["stop_reason"] = "every device is gone: no device will be online again (fleet.trace or fleet.dropout)"
+        elif halt is Halt.LIMIT:
+            assert limit is not None  # only a limit halts there
+            extra["stop_reason"] = f"max_virtual_time_s={limit:g} reached"
+            state.clock = limit
         if extra["stop_reason"] is not None:
             log.warning("multi-job run stopped at %.0f s: %s", state.clock, extra["stop_reason"])
         return self._finish()
@@ -299,8 +299,7 @@ class MultiJobRunner:
             job.run_dir.append_metrics(record)
         return record
 
-    def _after_round(self, event: Event) -> None:
-        del event
+    def _after_round(self) -> None:
         state, every = self.state, self.config.checkpoint_every
         if self.out is not None and every > 0 and state.step % every == 0:
             self._save_checkpoint()
