@@ -12,7 +12,7 @@ from fedfleet.fl.multijob.outputs import JOBS_DIR, read_schedule
 from fedfleet.fl.run_dir import SUMMARY_FILE
 from fedfleet.report.figures import new_figure, save_figure
 from fedfleet.report.html import HtmlReport
-from fedfleet.report.runs import load_run
+from fedfleet.report.runs import load_run, plot_participation
 
 SUMMARY_COLUMNS = ("run", "scheduler", "time_to_all_targets_s", "mean_final_accuracy", "fairness_variance",
                    "jain_index", "device_busy_share", "planning_s_per_round", "virtual_time_s", "wall_time_s")
@@ -69,18 +69,6 @@ def plot_occupancy(schedule: list[dict[str, Any]], jobs: Sequence[str], path: Pa
     return save_figure(figure, path)
 
 
-def plot_served(served: dict[str, list[int]], path: Path) -> Path:
-    """Rounds each device served (all jobs together), devices sorted by id, one line per run."""
-    figure, axes = new_figure()
-    for label, counts in served.items():
-        axes.step(range(len(counts)), counts, where="mid", label=label)
-    axes.set_xlabel("device id")
-    axes.set_ylabel("rounds served (all jobs)")
-    axes.grid(alpha=0.3)
-    axes.legend()
-    return save_figure(figure, path)
-
-
 def write_multijob_report(run_dirs: Sequence[Path], out: Path) -> Path:
     """One page comparing multi-job runs (e.g. one per policy): summary tables and the plots above."""
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -104,6 +92,6 @@ def write_multijob_report(run_dirs: Sequence[Path], out: Path) -> Path:
     for index, (label, schedule) in enumerate(schedules.items()):
         plot_occupancy(schedule, list(runs[label]), folder / f"{stem}_occupancy{index}.png")
         page.image(f"{stem}_occupancy{index}.png", f"{label}: which job held which device")
-    plot_served(served, folder / f"{stem}_participation.png")
+    plot_participation(served, folder / f"{stem}_participation.png", "rounds served (all jobs)")
     page.heading("Participation").image(f"{stem}_participation.png", "rounds each device served")
     return page.write(out)

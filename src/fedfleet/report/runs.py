@@ -96,13 +96,13 @@ def plot_staleness(counts: dict[str, dict[str, int]], path: Path) -> Path:
     return save_figure(figure, path)
 
 
-def plot_participation(participation: dict[str, list[int]], path: Path) -> Path:
-    """Accepted updates per device, devices sorted by id, one line per run."""
+def plot_participation(participation: dict[str, list[int]], path: Path, ylabel: str = "accepted updates") -> Path:
+    """Accepted updates (or what ``ylabel`` says is counted) per device, devices sorted by id, one line per run."""
     figure, axes = new_figure()
     for label, counts in participation.items():
         axes.step(range(len(counts)), counts, where="mid", label=label)
     axes.set_xlabel("device id")
-    axes.set_ylabel("accepted updates")
+    axes.set_ylabel(ylabel)
     axes.grid(alpha=0.3)
     axes.legend()
     return save_figure(figure, path)

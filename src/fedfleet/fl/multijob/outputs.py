@@ -12,14 +12,11 @@ RUN/checkpoint/            resume state of the whole run
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from fedfleet.config import dump_config
 from fedfleet.fl.history import read_jsonl, write_jsonl
-from fedfleet.fl.multijob.config import MultiJobConfig
-from fedfleet.fl.run_dir import CHECKPOINT_DIR, CONFIG_FILE, SUMMARY_FILE, RunDirectory
+from fedfleet.fl.run_dir import RunDirectory
 from fedfleet.fl.scheduling import SchedulingPolicy
 from fedfleet.fl.scheduling.rlds import WEIGHTS_FILE, RldsPolicy
 
@@ -28,28 +25,14 @@ SCHEDULE_FILE = "schedule.jsonl"
 SCHEDULER_DIR = "scheduler"
 
 
-class MultiJobDirectory:
-    """Writes a multi-job run directory (see the module docstring)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.path / CHECKPOINT_DIR
+class MultiJobDirectory(RunDirectory):
+    """Writes a multi-job run directory (see the module docstring); its config is a MultiJobConfig."""
 
     def job_dir(self, name: str) -> RunDirectory:
         return RunDirectory(self.path / JOBS_DIR / name)
 
-    def write_config(self, config: MultiJobConfig) -> None:
-        (self.path / CONFIG_FILE).write_text(dump_config(config))
-
     def write_schedule(self, schedule: list[dict[str, Any]]) -> None:
         write_jsonl(self.path / SCHEDULE_FILE, schedule)
-
-    def write_summary(self, summary: dict[str, Any]) -> None:
-        (self.path / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
 
     def save_policy(self, policy: SchedulingPolicy) -> Path | None:
         """The RLDS policy's weights (other policies learn nothing to keep)."""
@@ -60,8 +43,8 @@ class MultiJobDirectory:
 
 
 def is_multijob_run(path: Path) -> bool:
-    """A folder written by ``fedfleet multijob`` (it has jobs/ and schedule.jsonl)."""
-    return (path / JOBS_DIR).is_dir() and (path / SCHEDULE_FILE).is_file()
+    """A folder written by ``fedfleet multijob`` (it has a jobs/ folder)."""
+    return (path / JOBS_DIR).is_dir()
 
 
 def read_schedule(path: Path) -> list[dict[str, Any]]:
