@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.fedfleet-installed
-EXTRAS := dev,privacy,traffic
+EXTRAS := dev,privacy,traffic,ray
 
 .PHONY: setup data demo test test-slow lint bench clean
 

@@ -190,8 +190,17 @@ class AggregatorConfig(ConfigSection):
 
 
 class BackendConfig(ConfigSection):
-    name: Literal["local"] = "local"
-    threads: int | None = Field(1, ge=1)  # PyTorch intra-op threads; None keeps PyTorch's default
+    name: Literal["local", "ray"] = "local"
+    address: str | None = None  # ray: None starts Ray here; "auto" or "ray://host:port" joins a cluster
+    threads: int | None = Field(1, ge=1)  # PyTorch intra-op threads per process; None keeps PyTorch's default
+    workers: int | Literal["auto"] = "auto"  # processes (ray: actors) training a round side by side; auto: cores
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _positive_or_auto(cls, value: Any) -> Any:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError("must be a whole number of processes (1 or more) or 'auto'")
 
 
 class RunConfig(ConfigSection):

@@ -169,6 +169,7 @@ def test_summary_and_run_directory_layout(tmp_path):
     ("jobs.0.strategy.name=fedbuff", r"strategy 'fedbuff' is asynchronous"),
     ("fleet.failure_rate=0.5", r"jobs\.0 \(digits-shards\): a sync round with failing or vanishing devices"),
     ("jobs.1.name=digits-shards", r"jobs\.1\.name 'digits-shards' must be unique"),
+    ("backend.name=ray", r"backend\.name=ray is not supported by multi-job runs"),
 ])
 def test_bad_configs_are_one_line_naming_the_key(override, message):
     with pytest.raises(ConfigError, match=message) as caught:

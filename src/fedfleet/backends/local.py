@@ -26,3 +26,6 @@ class LocalBackend:
 
     def run(self, tasks: Sequence[TrainTask]) -> list[ClientUpdate]:
         return [self.trainer.train(task, self.client_data[task.client_id]) for task in tasks]
+
+    def close(self) -> None:
+        """Nothing to release: training ran in this process."""

@@ -116,7 +116,16 @@ class AsyncRunner:
         return self.state.extra["tasks"]
 
     def run(self) -> dict[str, Any]:
-        """Handle events until the budget is spent or nothing can happen any more; return the summary."""
+        """Handle events until the budget is spent or nothing can happen any more; return the summary.
+
+        The backend's workers stop when it returns or raises.
+        """
+        try:
+            return self._run()
+        finally:
+            self.parts.backend.close()
+
+    def _run(self) -> dict[str, Any]:
         config, state, extra = self.config, self.state, self.state.extra
         self.queue = EventQueue.from_state(extra["queue"])
         self.rng.bit_generator.state = state.rng_state

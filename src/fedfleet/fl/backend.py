@@ -14,6 +14,10 @@ class Backend(Protocol):
     def run(self, tasks: Sequence[TrainTask]) -> list[ClientUpdate]:
         ...
 
+    def close(self) -> None:
+        """Release what :meth:`run` started (processes, actors); a later :meth:`run` may start them again."""
+        ...
+
 
 class ClientHook(Protocol):
     """Transforms an update after local training (e.g. compression, a simulated attacker)."""

@@ -10,14 +10,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from fedfleet.backends.local import LocalBackend
+from fedfleet.backends.build import build_backend
 from fedfleet.config import RunConfig, load_config
 from fedfleet.errors import CheckpointError
 from fedfleet.fl.async_runner import AsyncRunner
 from fedfleet.fl.backend import ClientHook
 from fedfleet.fl.callbacks import Callback
 from fedfleet.fl.checkpoint import check_fingerprint, load_checkpoint
-from fedfleet.fl.client import LocalTrainer
 from fedfleet.fl.faults import build_availability
 from fedfleet.fl.federated_data import FederatedData, build_federated_data
 from fedfleet.fl.fleet import TimeModel, make_fleet
@@ -75,7 +74,7 @@ def build_runner(
         data=data,
         strategy=with_aggregator(strategy or build_strategy(config.strategy), config.aggregator),
         selector=selector or RandomSelector(),
-        backend=LocalBackend(LocalTrainer(model), data.clients),
+        backend=build_backend(config.backend, model, data.clients),
         fleet=make_fleet(config.fleet, len(data.clients), config.seed),
         time_model=TimeModel(config.fleet.fluctuation),
         callbacks=callbacks,

@@ -142,7 +142,13 @@ class SyncRunner:
         self.parts.strategy.load_state_dict(state.strategy_state)
 
     def run(self) -> dict[str, Any]:
-        """Run the remaining rounds; return the summary."""
+        """Run the remaining rounds; return the summary. The backend's workers stop when it returns or raises."""
+        try:
+            return self._run()
+        finally:
+            self.parts.backend.close()
+
+    def _run(self) -> dict[str, Any]:
         config, parts, state = self.config, self.parts, self.state
         rng = np.random.default_rng()
         rng.bit_generator.state = state.rng_state

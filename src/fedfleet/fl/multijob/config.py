@@ -77,6 +77,9 @@ class MultiJobConfig(ConfigSection):
 
     @model_validator(mode="after")
     def _jobs_fit_the_fleet(self) -> MultiJobConfig:
+        if self.backend.name == "ray":
+            raise ConfigError("backend.name=ray is not supported by multi-job runs (each job would hold its own "
+                              "actors on one Ray); use backend.name=local with backend.workers")
         seen: set[str] = set()
         for index, job in enumerate(self.jobs):
             if not job.name:

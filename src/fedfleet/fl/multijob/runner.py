@@ -138,7 +138,17 @@ class MultiJobRunner:
         self.pool = DevicePool(state.extra["holders"])
 
     def run(self) -> dict[str, Any]:
-        """Handle events until every job is done or nothing can happen any more; return the summary."""
+        """Handle events until every job is done or nothing can happen any more; return the summary.
+
+        The jobs' backend workers stop when it returns or raises.
+        """
+        try:
+            return self._run()
+        finally:
+            for job in self.jobs:
+                job.parts.backend.close()
+
+    def _run(self) -> dict[str, Any]:
         state, extra = self.state, self.extra
         self.queue = EventQueue.from_state(extra["queue"])
         self.rng.bit_generator.state = state.rng_state

@@ -10,11 +10,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedfleet.backends.local import LocalBackend
+from fedfleet.backends.build import build_backend
 from fedfleet.errors import CheckpointError
 from fedfleet.fl.callbacks import Callback
 from fedfleet.fl.checkpoint import check_fingerprint, load_checkpoint
-from fedfleet.fl.client import LocalTrainer
 from fedfleet.fl.faults import build_availability
 from fedfleet.fl.federated_data import FederatedData, build_federated_data
 from fedfleet.fl.fleet import DeviceProfile, TimeModel, make_fleet
@@ -59,7 +58,8 @@ def build_job(config: MultiJobConfig, index: int, fleet: list[DeviceProfile], ti
     strategy.setup(FederationInfo(data.num_samples(), data.label_histograms()))
     parts = RunnerParts(model=model, data=data, strategy=strategy,
                         selector=RandomSelector(),  # not consulted: the scheduling policy picks the devices
-                        backend=LocalBackend(LocalTrainer(model), data.clients), fleet=fleet, time_model=time_model)
+                        backend=build_backend(run_config.backend, model, data.clients), fleet=fleet,
+                        time_model=time_model)
     params = get_flat(model)
     plan = plan_from_config(run_config)
     run_dir = out.job_dir(config.jobs[index].name) if out is not None else None

@@ -1,0 +1,182 @@
+"""Ray actors: a round's tasks spread over a Ray cluster (or this machine), one working model per actor.
+
+Client data go to Ray's object store once, on the first round; each actor fetches the clients it is
+given and keeps them. Tasks are assigned as by the worker backend (longest first, to the least-loaded
+actor); an actor receives the global parameters once per batch and returns one update per task. A task's
+batch order comes from its seed, so with the same thread count the updates are bit-identical to the
+sequential backend's. An actor that dies is replaced and its tasks trained again (up to
+``MAX_RESTARTS`` times per batch). :meth:`RayBackend.close` kills the actors and, when this backend
+started Ray, shuts it down.
+
+``address=None`` starts Ray on this machine with ``workers`` CPUs; ``"auto"`` or ``"ray://host:port"``
+joins a running cluster (``ray start --head`` on one node, ``ray start --address=...`` on the others).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from fedfleet.backends.workers import MAX_RESTARTS, WorkerError, assign_greedy, task_cost
+from fedfleet.data.datasets import ArrayDataset
+from fedfleet.errors import FedfleetError
+from fedfleet.fl.client import LocalTrainer
+from fedfleet.fl.messages import ClientUpdate, TrainTask
+
+log = logging.getLogger(__name__)
+
+
+class RayUnavailable(FedfleetError):
+    """Ray is not installed or could not start or join its cluster."""
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailable("backend.name=ray needs Ray: pip install 'fedfleet[ray]'") from None
+    return ray
+
+
+class _Actor:
+    """One working model and the client data it has been sent; trains batches of tasks."""
+
+    def __init__(self, trainer: LocalTrainer, threads: int | None) -> None:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.trainer = trainer
+        self.data: dict[int, ArrayDataset] = {}
+
+    def train(self, params: np.ndarray, tasks: list[tuple[int, int, int, Any, Any]],
+              data_refs: dict[int, list[Any]]) -> list[tuple[int, np.ndarray, int, int, int, dict[str, float]]]:
+        ray = _ray()
+        for client_id, [ref] in data_refs.items():
+            if client_id not in self.data:
+                x, y, classes = ray.get(ref)
+                self.data[client_id] = ArrayDataset(torch.from_numpy(x), torch.from_numpy(y), classes)
+        start = torch.from_numpy(params)
+        results = []
+        for client_id, base_version, seed, plan, steps in tasks:
+            update = self.trainer.train(TrainTask(client_id, start, base_version, plan, seed, steps),
+                                        self.data[client_id])
+            results.append((update.client_id, update.delta.numpy(), update.num_samples, update.local_steps,
+                            update.base_version, update.metrics))
+        return results
+
+
+class RayBackend:
+    """Trains a batch of tasks on ``workers`` Ray actors.
+
+    Parameters
+    ----------
+    trainer : LocalTrainer
+        Its working model is what every actor starts from.
+    client_data : list of ArrayDataset
+        Indexed by client id; put in the object store on the first :meth:`run`.
+    workers : int
+        Actors (and, when Ray is started here, its CPUs).
+    address : str, optional
+        None starts Ray here; ``"auto"`` or ``"ray://host:port"`` joins a running cluster.
+    threads : int or None
+        PyTorch intra-op threads in each actor; None keeps PyTorch's default.
+    """
+
+    def __init__(self, trainer: LocalTrainer, client_data: Sequence[ArrayDataset], workers: int,
+                 address: str | None = None, threads: int | None = 1) -> None:
+        self.trainer = trainer
+        self.client_data = client_data
+        self.num_workers = workers
+        self.address = address
+        self.threads = threads
+        self._actors: list[Any] = []
+        self._refs: list[Any] = []
+        self._started_ray = False
+
+    def run(self, tasks: Sequence[TrainTask]) -> list[ClientUpdate]:
+        """Train ``tasks`` and return their updates in task order."""
+        groups: dict[int, list[int]] = {}  # tasks by the parameters they start from (sync: one group)
+        for index, task in enumerate(tasks):
+            groups.setdefault(id(task.params), []).append(index)
+        updates: list[ClientUpdate | None] = [None] * len(tasks)
+        for indices in groups.values():
+            for index, update in zip(indices, self._run_group([tasks[i] for i in indices]), strict=True):
+                updates[index] = update
+        return updates  # type: ignore[return-value]
+
+    def _run_group(self, tasks: Sequence[TrainTask]) -> list[ClientUpdate]:
+        ray = self._connect()
+        params = tasks[0].params.detach().numpy()
+        costs = [task_cost(task, self.client_data[task.client_id]) for task in tasks]
+        assignment = [a for a in assign_greedy(costs, min(self.num_workers, len(tasks))) if a]
+        while len(self._actors) < len(assignment):
+            self._actors.append(self._new_actor())
+        params_ref = ray.put(params)
+        pending = {slot: indices for slot, indices in enumerate(assignment)}
+        calls = {self._submit(slot, params_ref, tasks, indices): slot for slot, indices in pending.items()}
+        updates: dict[int, ClientUpdate] = {}
+        restarts = 0
+        while calls:
+            [done], _ = ray.wait(list(calls), num_returns=1)
+            slot = calls.pop(done)
+            try:
+                results = ray.get(done)
+            except ray.exceptions.RayActorError:
+                restarts += 1
+                if restarts > MAX_RESTARTS:
+                    raise WorkerError(f"Ray actors died {restarts} times in one round; check the cluster's "
+                                      "logs (ray status) or run with backend.name=local") from None
+                log.warning("Ray actor %d died; replacing it and training its %d tasks again", slot,
+                            len(pending[slot]))
+                self._actors[slot] = self._new_actor()
+                calls[self._submit(slot, params_ref, tasks, pending[slot])] = slot
+                continue
+            for index, (client_id, delta, samples, steps, version, metrics) in zip(pending[slot], results,
+                                                                                    strict=True):
+                updates[index] = ClientUpdate(client_id, torch.from_numpy(delta.copy()), samples, steps, version,
+                                              metrics)
+        return [updates[i] for i in range(len(tasks))]
+
+    def close(self) -> None:
+        """Kill the actors; shut Ray down when this backend started it."""
+        if not self._actors and not self._started_ray:
+            return
+        ray = _ray()
+        if ray.is_initialized():  # another backend in this process may have shut it down already
+            for actor in self._actors:
+                ray.kill(actor)
+        self._actors, self._refs = [], []
+        if self._started_ray:
+            ray.shutdown()
+            self._started_ray = False
+
+    def _submit(self, slot: int, params_ref: Any, tasks: Sequence[TrainTask], indices: list[int]) -> Any:
+        jobs = [(tasks[i].client_id, tasks[i].base_version, tasks[i].seed, tasks[i].plan, tasks[i].steps)
+                for i in indices]
+        refs = {tasks[i].client_id: [self._refs[tasks[i].client_id]] for i in indices}
+        return self._actors[slot].train.remote(params_ref, jobs, refs)
+
+    def _new_actor(self) -> Any:
+        ray = _ray()
+        remote = ray.remote(num_cpus=1, max_restarts=0)(_Actor)
+        return remote.remote(self.trainer, self.threads)
+
+    def _connect(self) -> Any:
+        ray = _ray()
+        if not ray.is_initialized():
+            try:
+                if self.address is None:
+                    ray.init(num_cpus=self.num_workers, include_dashboard=False, log_to_driver=False,
+                             configure_logging=False)
+                else:
+                    ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+            except Exception as exc:  # Ray raises many kinds here (connection, permissions, resources)
+                raise RayUnavailable(f"Ray could not start or join {self.address or 'a local cluster'}: "
+                                     f"{type(exc).__name__}: {exc}") from None
+            self._started_ray = self.address is None
+        if not self._refs:
+            self._refs = [ray.put((d.x.numpy(), d.y.numpy(), d.classes)) for d in self.client_data]
+        return ray

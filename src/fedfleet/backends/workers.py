@@ -1,0 +1,273 @@
+"""Process workers: a round's tasks spread over forked processes, one working model each.
+
+Workers are forked from the running process, so they share its client data (copy-on-write,
+nothing is sent) and start with a copy of the working model. Each round, tasks are assigned
+greedily by estimated cost (longest first, to the least-loaded worker, as pfl-research does);
+a worker receives the global parameters once per batch of tasks and returns one update per
+task. A task's batch order comes from its seed, so with the same thread count per process
+the updates are bit-identical to the sequential backend's, whatever the worker count.
+
+A worker that dies mid-round is replaced and its tasks are trained again; workers ignore
+Ctrl-C, exit when their parent does, and :meth:`WorkerBackend.close` (called when the run
+ends, also after an exception or Ctrl-C) stops them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import multiprocessing
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import numpy as np
+import torch
+
+from fedfleet.data.datasets import ArrayDataset
+from fedfleet.errors import FedfleetError
+from fedfleet.fl.client import LocalTrainer
+from fedfleet.fl.messages import ClientUpdate, TrainTask
+
+log = logging.getLogger(__name__)
+
+MAX_RESTARTS = 3  # worker deaths tolerated per batch of tasks before the run stops
+PARENT_CHECK_S = 1.0  # how often an idle worker checks that its parent is still alive
+
+# A task as it travels: (position in the batch, index of its params array, the task without params).
+_Job = tuple[int, int, int, int, Any, int, "tuple[int, int] | None"]
+# An update as it travels: (position, client_id, delta, num_samples, local_steps, base_version, metrics).
+_Result = tuple[int, int, np.ndarray, int, int, int, dict[str, float]]
+
+
+class WorkerError(FedfleetError):
+    """Worker processes kept dying, so the round's updates could not be trained."""
+
+
+def resolve_workers(workers: int | str) -> int:
+    """``"auto"`` is the number of cores this process may use; an int is taken as is."""
+    if workers == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    return int(workers)
+
+
+def task_cost(task: TrainTask, data: ArrayDataset) -> int:
+    """Estimated cost of a task: the optimiser steps it will take."""
+    per_epoch = math.ceil(len(data) / task.plan.batch_size)
+    total = per_epoch * task.plan.epochs
+    if task.steps is not None:
+        first, stop = task.steps
+        return max(0, min(stop, total) - first)
+    return total
+
+
+def assign_greedy(costs: Sequence[int], workers: int) -> list[list[int]]:
+    """Longest-processing-time-first: each task (by index) to the least-loaded of ``workers``.
+
+    Ties go to the lower worker index, so the assignment is deterministic.
+    """
+    loads = [0] * workers
+    assignment: list[list[int]] = [[] for _ in range(workers)]
+    for index in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        target = min(range(workers), key=lambda w: (loads[w], w))
+        assignment[target].append(index)
+        loads[target] += costs[index]
+    return assignment
+
+
+@dataclass
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+
+
+class WorkerBackend:
+    """Trains a batch of tasks on ``workers`` forked processes.
+
+    Parameters
+    ----------
+    trainer : LocalTrainer
+        Its working model is what every worker starts from; a batch of one task trains here.
+    client_data : list of ArrayDataset
+        Indexed by client id; shared with the workers by fork.
+    workers : int
+        Worker processes (at least 2; use :class:`~fedfleet.backends.local.LocalBackend` for 1).
+    threads : int or None
+        PyTorch intra-op threads in each worker; None keeps PyTorch's default.
+    """
+
+    def __init__(self, trainer: LocalTrainer, client_data: Sequence[ArrayDataset], workers: int,
+                 threads: int | None = 1) -> None:
+        if workers < 2:
+            raise ValueError(f"WorkerBackend needs at least 2 workers, got {workers}")
+        self.trainer = trainer
+        self.client_data = client_data
+        self.num_workers = workers
+        self.threads = threads
+        self._workers: list[_Worker] = []
+        self._context = multiprocessing.get_context("fork")
+
+    def run(self, tasks: Sequence[TrainTask]) -> list[ClientUpdate]:
+        """Train ``tasks`` and return their updates in task order."""
+        if len(tasks) < 2:
+            return [self.trainer.train(task, self.client_data[task.client_id]) for task in tasks]
+        try:
+            return self._run_parallel(tasks)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop every worker (they are restarted by the next :meth:`run`)."""
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            with contextlib.suppress(OSError, ValueError):
+                worker.conn.send(None)
+        for worker in workers:
+            worker.process.join(timeout=1.0)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.conn.close()
+
+    def __enter__(self) -> WorkerBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run_parallel(self, tasks: Sequence[TrainTask]) -> list[ClientUpdate]:
+        arrays, jobs = _pack_tasks(tasks)
+        costs = [task_cost(task, self.client_data[task.client_id]) for task in tasks]
+        assignment = [a for a in assign_greedy(costs, min(self.num_workers, len(tasks))) if a]
+        while len(self._workers) < len(assignment):
+            self._workers.append(self._spawn())
+        pending = {slot: [jobs[i] for i in indices] for slot, indices in enumerate(assignment)}
+        restarts = 0
+
+        def restart(slot: int) -> None:
+            nonlocal restarts
+            restarts += 1
+            if restarts > MAX_RESTARTS:
+                raise WorkerError(f"worker processes died {restarts} times in one round; "
+                                  "check memory (dmesg) or run with backend.workers=1")
+            log.warning("worker %d died; restarting it and training its %d tasks again", slot, len(pending[slot]))
+            self._workers[slot].conn.close()
+            self._workers[slot] = self._spawn()
+            send(slot)
+
+        def send(slot: int) -> None:
+            try:
+                self._workers[slot].conn.send((arrays, pending[slot]))
+            except OSError:  # it died since the last round
+                restart(slot)
+
+        for slot in pending:
+            send(slot)
+        results: list[_Result] = []
+        while pending:
+            by_handle: dict[Any, int] = {}
+            for slot in pending:
+                by_handle[self._workers[slot].conn] = slot
+                by_handle[self._workers[slot].process.sentinel] = slot
+            for slot in {by_handle[h] for h in wait(list(by_handle))}:
+                reply = self._receive(self._workers[slot])
+                if reply is None:
+                    restart(slot)
+                    continue
+                results.extend(reply)
+                del pending[slot]
+        return _unpack_results(results, len(tasks))
+
+    def _receive(self, worker: _Worker) -> list[_Result] | None:
+        """The worker's results, or None when it died before sending them."""
+        try:
+            if not worker.conn.poll():
+                if worker.process.is_alive():
+                    worker.process.join(timeout=0.1)  # woke on the sentinel: it is exiting
+                    if worker.process.is_alive() and not worker.conn.poll():
+                        return None
+                if not worker.conn.poll():
+                    return None
+            kind, payload = worker.conn.recv()
+        except (EOFError, OSError):
+            return None
+        if kind == "error":
+            raise payload
+        return payload
+
+    def _spawn(self) -> _Worker:
+        parent_conn, child_conn = self._context.Pipe()
+        process = self._context.Process(
+            target=_serve, args=(child_conn, self.trainer, self.client_data, self.threads, os.getpid()),
+            daemon=True, name="fedfleet-worker",
+        )
+        process.start()
+        child_conn.close()
+        return _Worker(process, parent_conn)
+
+
+def _pack_tasks(tasks: Sequence[TrainTask]) -> tuple[list[np.ndarray], list[_Job]]:
+    """Each distinct params tensor once as a NumPy array, and the tasks pointing at them."""
+    arrays: list[np.ndarray] = []
+    slots: dict[int, int] = {}
+    jobs: list[_Job] = []
+    for position, task in enumerate(tasks):
+        key = id(task.params)
+        if key not in slots:
+            slots[key] = len(arrays)
+            arrays.append(task.params.detach().numpy())
+        jobs.append((position, slots[key], task.client_id, task.base_version, task.plan, task.seed, task.steps))
+    return arrays, jobs
+
+
+def _unpack_results(results: list[_Result], count: int) -> list[ClientUpdate]:
+    ordered: list[ClientUpdate | None] = [None] * count
+    for position, client_id, delta, num_samples, local_steps, base_version, metrics in results:
+        ordered[position] = ClientUpdate(client_id, torch.from_numpy(delta), num_samples, local_steps,
+                                         base_version, metrics)
+    missing = [i for i, update in enumerate(ordered) if update is None]
+    if missing:
+        raise WorkerError(f"workers returned no update for tasks {missing}; run with backend.workers=1")
+    return ordered  # type: ignore[return-value]
+
+
+def _serve(conn: Connection, trainer: LocalTrainer, client_data: Sequence[ArrayDataset], threads: int | None,
+           parent: int) -> None:
+    """A worker's loop: train each batch of jobs it receives until told to stop or orphaned."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if threads is not None:
+        torch.set_num_threads(threads)
+    while True:
+        if not conn.poll(PARENT_CHECK_S):
+            if os.getppid() != parent:
+                return
+            continue
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        arrays, jobs = message
+        params = [torch.from_numpy(array) for array in arrays]
+        try:
+            results = [_train(trainer, client_data, params, job) for job in jobs]
+        except Exception as exc:  # the parent re-raises it
+            conn.send(("error", exc))
+            continue
+        conn.send(("ok", results))
+
+
+def _train(trainer: LocalTrainer, client_data: Sequence[ArrayDataset], params: list[torch.Tensor],
+           job: _Job) -> _Result:
+    position, slot, client_id, base_version, plan, seed, steps = job
+    task = TrainTask(client_id, params[slot], base_version, plan, seed, steps)
+    update = trainer.train(task, client_data[client_id])
+    return (position, update.client_id, update.delta.numpy(), update.num_samples, update.local_steps,
+            update.base_version, update.metrics)
