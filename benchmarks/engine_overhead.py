@@ -4,7 +4,8 @@ Both sides do identical work: the same Fashion-MNIST clients (100, Dirichlet 0.5
 same cohorts and per-client batch orders (recorded from the engine run and replayed),
 the same model, batch size, epochs and initial weights, and one evaluation of the final
 model. The engine side is ``run_simulation`` writing its run directory (metrics, checkpoint,
-model); the HTML report of ``fedfleet run`` is left out. Both run on one PyTorch thread.
+model); the HTML report of ``fedfleet run`` is left out. Both run in one process on one PyTorch
+thread (``backend.workers=1``: what worker processes add is measured by simulation_speed.py).
 The table shows the median wall time of several interleaved repeats and the ratio
 engine/plain; the two final models are also checked to be equal.
 
@@ -114,7 +115,7 @@ def main() -> None:
     for model_name, rounds in (("mlp", args.mlp_rounds), ("cnn", args.cnn_rounds)):
         config = load_config(None, [f"model.name={model_name}", f"train.rounds={rounds}",
                                     f"train.eval_every={rounds}", "train.target_accuracy=null",
-                                    "checkpoint_every=0"])
+                                    "checkpoint_every=0", "backend.workers=1"])
         data = build_federated_data(config.data, config.seed)
         engine_times, plain_times = [], []
         plain_run(config, data, engine_run(config, data)[2])  # warm-up: first calls pay one-off set-up
