@@ -9,6 +9,7 @@ loading from one shared ``.npz``):
 - ``plain``: a hand-written FedAvg loop in one process on one thread (the floor);
 - ``fedfleet-seq``: ``run_simulation`` with ``backend.workers=1``;
 - ``fedfleet-workers``: ``backend.workers=auto`` (one worker process per core);
+- ``fedfleet-ray``: ``backend.name=ray`` with Ray started on this machine, one actor per core;
 - ``flower``: Flower's simulation engine (``flwr[simulation]==1.42.0``), run by
   ``flower_speed.py`` with the Python given by ``--flower-python`` (an environment of its own,
   see docs/benchmarks.md); left out when none is given.
@@ -44,7 +45,9 @@ import speed_workload as workload
 import torch
 
 HERE = Path(__file__).resolve().parent
-FEDFLEET_RUNNERS = ("fedfleet-seq", "fedfleet-workers")
+FEDFLEET_BACKENDS = {"fedfleet-seq": {"workers": 1}, "fedfleet-workers": {"workers": "auto"},
+                     "fedfleet-ray": {"name": "ray", "workers": "auto"}}
+FEDFLEET_RUNNERS = tuple(FEDFLEET_BACKENDS)
 
 
 def write_workload(path: Path, num_clients: int, per_round: int, rounds: int) -> None:
@@ -95,7 +98,7 @@ class ReplayedCohorts:
         return self.cohorts[round_index - 1]
 
 
-def run_fedfleet(data: workload.Workload, model_name: str, workers: int | str) -> dict[str, Any]:
+def run_fedfleet(data: workload.Workload, model_name: str, backend: dict[str, Any]) -> dict[str, Any]:
     from fedfleet.config import load_config
     from fedfleet.data.datasets import ArrayDataset
     from fedfleet.fl import FederatedData, run_simulation
@@ -109,7 +112,7 @@ def run_fedfleet(data: workload.Workload, model_name: str, workers: int | str) -
         "train": {"rounds": rounds, "clients_per_round": per_round, "batch_size": workload.BATCH_SIZE,
                   "lr": workload.LR, "local_epochs": workload.EPOCHS, "eval_every": rounds,
                   "target_accuracy": None},
-        "backend": {"workers": workers}, "checkpoint_every": 0})
+        "backend": backend, "checkpoint_every": 0})
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         result = run_simulation(config, federation, workload.initial_model(model_name), out_dir=out,
@@ -125,7 +128,7 @@ def child(args: argparse.Namespace) -> None:
     if args.runner == "plain":
         result = run_plain(data, args.model)
     else:
-        result = run_fedfleet(data, args.model, 1 if args.runner == "fedfleet-seq" else "auto")
+        result = run_fedfleet(data, args.model, FEDFLEET_BACKENDS[args.runner])
     print(json.dumps(result))
 
 
