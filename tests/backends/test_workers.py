@@ -181,3 +181,27 @@ def test_workers_exit_when_their_parent_is_killed():
 def test_a_bad_worker_count_is_one_line_naming_the_key(value):
     with pytest.raises(ConfigError, match=r"^config key 'backend\.workers': must be a whole number .* or 'auto'$"):
         load_config(None, [f"backend.workers={value}"])
+
+
+def test_ctrl_c_stops_the_run_and_its_workers():
+    psutil = pytest.importorskip("psutil")
+    script = textwrap.dedent("""
+        from fedfleet.config import load_config
+        from fedfleet.fl.simulation import run_simulation
+        config = load_config({"data": {"dataset": "digits", "num_clients": 8}, "model": {"name": "mlp"},
+                              "train": {"rounds": 100000, "clients_per_round": 8, "eval_every": 1000},
+                              "backend": {"workers": 2}, "checkpoint_every": 0})
+        run_simulation(config)
+    """)
+    run = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    workers = []
+    while len(workers) < 2 and time.monotonic() < deadline and run.poll() is None:
+        workers = psutil.Process(run.pid).children()
+        time.sleep(0.1)
+    assert len(workers) == 2, "the run never started its workers"
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=30)
+    assert "KeyboardInterrupt" in stderr
+    _, still_running = psutil.wait_procs(workers, timeout=5)
+    assert not still_running
