@@ -9,6 +9,7 @@ loading from one shared ``.npz``):
 - ``plain``: a hand-written FedAvg loop in one process on one thread (the floor);
 - ``fedfleet-seq``: ``run_simulation`` with ``backend.workers=1``;
 - ``fedfleet-workers``: ``backend.workers=auto`` (one worker process per core);
+- ``fedfleet-vectorized``: ``backend.vectorize=true`` (a round's clients trained at once with torch.func);
 - ``fedfleet-ray``: ``backend.name=ray`` with Ray started on this machine, one actor per core;
 - ``flower``: Flower's simulation engine (``flwr[simulation]==1.42.0``), run by
   ``flower_speed.py`` with the Python given by ``--flower-python`` (an environment of its own,
@@ -46,7 +47,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 FEDFLEET_BACKENDS = {"fedfleet-seq": {"workers": 1}, "fedfleet-workers": {"workers": "auto"},
-                     "fedfleet-ray": {"name": "ray", "workers": "auto"}}
+                     "fedfleet-vectorized": {"vectorize": True}, "fedfleet-ray": {"name": "ray", "workers": "auto"}}
 FEDFLEET_RUNNERS = tuple(FEDFLEET_BACKENDS)
 
 

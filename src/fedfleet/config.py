@@ -194,6 +194,7 @@ class BackendConfig(ConfigSection):
     address: str | None = None  # ray: None starts Ray here; "auto" or "ray://host:port" joins a cluster
     threads: int | None = Field(1, ge=1)  # PyTorch intra-op threads per process; None keeps PyTorch's default
     workers: int | Literal["auto"] = "auto"  # processes (ray: actors) training a round side by side; auto: cores
+    vectorize: bool = False  # train a round's clients at once with torch.func (plain SGD, models without state)
 
     @field_validator("workers", mode="before")
     @classmethod
