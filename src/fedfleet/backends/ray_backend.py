@@ -1,8 +1,8 @@
 """Ray actors: a round's tasks spread over a Ray cluster (or this machine), one working model per actor.
 
 Client data go to Ray's object store once, on the first round; each actor fetches the clients it is
-given and keeps them. Tasks are assigned as by the worker backend (longest first, to the least-loaded
-actor); an actor receives the global parameters once per batch and returns one update per task. A task's
+given and keeps them. Tasks are packed, assigned and trained as by the worker backend (longest first, to
+the least-loaded actor; the global parameters once per batch, one update per task back). A task's
 batch order comes from its seed, so with the same thread count the updates are bit-identical to the
 sequential backend's. An actor that dies is replaced and its tasks trained again (up to
 ``MAX_RESTARTS`` times per batch). :meth:`RayBackend.close` kills the actors and, when this backend
@@ -21,7 +21,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedfleet.backends.workers import MAX_RESTARTS, WorkerError, assign_greedy, task_cost
+from fedfleet.backends.workers import (
+    MAX_RESTARTS,
+    Job,
+    Result,
+    WorkerError,
+    assign_greedy,
+    pack_tasks,
+    task_cost,
+    train_job,
+    unpack_results,
+)
 from fedfleet.data.datasets import ArrayDataset
 from fedfleet.errors import FedfleetError
 from fedfleet.fl.client import LocalTrainer
@@ -43,7 +53,7 @@ def _ray() -> Any:
 
 
 class _Actor:
-    """One working model and the client data it has been sent; trains batches of tasks."""
+    """One working model and the client data it has been sent; trains batches of packed tasks."""
 
     def __init__(self, trainer: LocalTrainer, threads: int | None) -> None:
         if threads is not None:
@@ -51,21 +61,14 @@ class _Actor:
         self.trainer = trainer
         self.data: dict[int, ArrayDataset] = {}
 
-    def train(self, params: np.ndarray, tasks: list[tuple[int, int, int, Any, Any]],
-              data_refs: dict[int, list[Any]]) -> list[tuple[int, np.ndarray, int, int, int, dict[str, float]]]:
+    def train(self, arrays: list[np.ndarray], jobs: list[Job], data_refs: dict[int, list[Any]]) -> list[Result]:
         ray = _ray()
         for client_id, [ref] in data_refs.items():
             if client_id not in self.data:
                 x, y, classes = ray.get(ref)
                 self.data[client_id] = ArrayDataset(torch.from_numpy(x), torch.from_numpy(y), classes)
-        start = torch.from_numpy(params)
-        results = []
-        for client_id, base_version, seed, plan, steps in tasks:
-            update = self.trainer.train(TrainTask(client_id, start, base_version, plan, seed, steps),
-                                        self.data[client_id])
-            results.append((update.client_id, update.delta.numpy(), update.num_samples, update.local_steps,
-                            update.base_version, update.metrics))
-        return results
+        params = [torch.from_numpy(array) for array in arrays]
+        return [train_job(self.trainer, self.data, params, job) for job in jobs]
 
 
 class RayBackend:
@@ -98,32 +101,24 @@ class RayBackend:
 
     def run(self, tasks: Sequence[TrainTask]) -> list[ClientUpdate]:
         """Train ``tasks`` and return their updates in task order."""
-        groups: dict[int, list[int]] = {}  # tasks by the parameters they start from (sync: one group)
-        for index, task in enumerate(tasks):
-            groups.setdefault(id(task.params), []).append(index)
-        updates: list[ClientUpdate | None] = [None] * len(tasks)
-        for indices in groups.values():
-            for index, update in zip(indices, self._run_group([tasks[i] for i in indices]), strict=True):
-                updates[index] = update
-        return updates  # type: ignore[return-value]
-
-    def _run_group(self, tasks: Sequence[TrainTask]) -> list[ClientUpdate]:
+        if not tasks:
+            return []
         ray = self._connect()
-        params = tasks[0].params.detach().numpy()
+        arrays, jobs = pack_tasks(tasks)
         costs = [task_cost(task, self.client_data[task.client_id]) for task in tasks]
         assignment = [a for a in assign_greedy(costs, min(self.num_workers, len(tasks))) if a]
         while len(self._actors) < len(assignment):
             self._actors.append(self._new_actor())
-        params_ref = ray.put(params)
-        pending = {slot: indices for slot, indices in enumerate(assignment)}
-        calls = {self._submit(slot, params_ref, tasks, indices): slot for slot, indices in pending.items()}
-        updates: dict[int, ClientUpdate] = {}
+        arrays_ref = ray.put(arrays)
+        pending = {slot: [jobs[i] for i in indices] for slot, indices in enumerate(assignment)}
+        calls = {self._submit(slot, arrays_ref, slot_jobs): slot for slot, slot_jobs in pending.items()}
+        results: list[Result] = []
         restarts = 0
         while calls:
             [done], _ = ray.wait(list(calls), num_returns=1)
             slot = calls.pop(done)
             try:
-                results = ray.get(done)
+                results.extend(ray.get(done))
             except ray.exceptions.RayActorError:
                 restarts += 1
                 if restarts > MAX_RESTARTS:
@@ -132,13 +127,8 @@ class RayBackend:
                 log.warning("Ray actor %d died; replacing it and training its %d tasks again", slot,
                             len(pending[slot]))
                 self._actors[slot] = self._new_actor()
-                calls[self._submit(slot, params_ref, tasks, pending[slot])] = slot
-                continue
-            for index, (client_id, delta, samples, steps, version, metrics) in zip(pending[slot], results,
-                                                                                    strict=True):
-                updates[index] = ClientUpdate(client_id, torch.from_numpy(delta.copy()), samples, steps, version,
-                                              metrics)
-        return [updates[i] for i in range(len(tasks))]
+                calls[self._submit(slot, arrays_ref, pending[slot])] = slot
+        return unpack_results(results, len(tasks))
 
     def close(self) -> None:
         """Kill the actors; shut Ray down when this backend started it."""
@@ -153,11 +143,10 @@ class RayBackend:
             ray.shutdown()
             self._started_ray = False
 
-    def _submit(self, slot: int, params_ref: Any, tasks: Sequence[TrainTask], indices: list[int]) -> Any:
-        jobs = [(tasks[i].client_id, tasks[i].base_version, tasks[i].seed, tasks[i].plan, tasks[i].steps)
-                for i in indices]
-        refs = {tasks[i].client_id: [self._refs[tasks[i].client_id]] for i in indices}
-        return self._actors[slot].train.remote(params_ref, jobs, refs)
+    def _submit(self, slot: int, arrays_ref: Any, jobs: list[Job]) -> Any:
+        client_ids = {job[2] for job in jobs}
+        refs = {client_id: [self._refs[client_id]] for client_id in client_ids}  # in a list: Ray passes it as is
+        return self._actors[slot].train.remote(arrays_ref, jobs, refs)
 
     def _new_actor(self) -> Any:
         ray = _ray()

@@ -20,7 +20,7 @@ import math
 import multiprocessing
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -39,10 +39,11 @@ log = logging.getLogger(__name__)
 MAX_RESTARTS = 3  # worker deaths tolerated per batch of tasks before the run stops
 PARENT_CHECK_S = 1.0  # how often an idle worker checks that its parent is still alive
 
-# A task as it travels: (position in the batch, index of its params array, the task without params).
-_Job = tuple[int, int, int, int, Any, int, "tuple[int, int] | None"]
+# How tasks and updates travel to workers and Ray actors and back (NumPy arrays, no module copies).
+# A task: (position in the batch, index of its params array, the task without params).
+Job = tuple[int, int, int, int, Any, int, "tuple[int, int] | None"]
 # An update as it travels: (position, client_id, delta, num_samples, local_steps, base_version, metrics).
-_Result = tuple[int, int, np.ndarray, int, int, int, dict[str, float]]
+Result = tuple[int, int, np.ndarray, int, int, int, dict[str, float]]
 
 
 class WorkerError(FedfleetError):
@@ -142,7 +143,7 @@ class WorkerBackend:
         self.close()
 
     def _run_parallel(self, tasks: Sequence[TrainTask]) -> list[ClientUpdate]:
-        arrays, jobs = _pack_tasks(tasks)
+        arrays, jobs = pack_tasks(tasks)
         costs = [task_cost(task, self.client_data[task.client_id]) for task in tasks]
         assignment = [a for a in assign_greedy(costs, min(self.num_workers, len(tasks))) if a]
         while len(self._workers) < len(assignment):
@@ -169,7 +170,7 @@ class WorkerBackend:
 
         for slot in pending:
             send(slot)
-        results: list[_Result] = []
+        results: list[Result] = []
         while pending:
             by_handle: dict[Any, int] = {}
             for slot in pending:
@@ -182,18 +183,13 @@ class WorkerBackend:
                     continue
                 results.extend(reply)
                 del pending[slot]
-        return _unpack_results(results, len(tasks))
+        return unpack_results(results, len(tasks))
 
-    def _receive(self, worker: _Worker) -> list[_Result] | None:
+    def _receive(self, worker: _Worker) -> list[Result] | None:
         """The worker's results, or None when it died before sending them."""
         try:
-            if not worker.conn.poll():
-                if worker.process.is_alive():
-                    worker.process.join(timeout=0.1)  # woke on the sentinel: it is exiting
-                    if worker.process.is_alive() and not worker.conn.poll():
-                        return None
-                if not worker.conn.poll():
-                    return None
+            if not worker.conn.poll():  # woken by its sentinel alone: it exited without replying
+                return None
             kind, payload = worker.conn.recv()
         except (EOFError, OSError):
             return None
@@ -212,11 +208,11 @@ class WorkerBackend:
         return _Worker(process, parent_conn)
 
 
-def _pack_tasks(tasks: Sequence[TrainTask]) -> tuple[list[np.ndarray], list[_Job]]:
-    """Each distinct params tensor once as a NumPy array, and the tasks pointing at them."""
+def pack_tasks(tasks: Sequence[TrainTask]) -> tuple[list[np.ndarray], list[Job]]:
+    """Each distinct params tensor once as a NumPy array, and the tasks pointing at them (see :func:`train_job`)."""
     arrays: list[np.ndarray] = []
     slots: dict[int, int] = {}
-    jobs: list[_Job] = []
+    jobs: list[Job] = []
     for position, task in enumerate(tasks):
         key = id(task.params)
         if key not in slots:
@@ -226,10 +222,11 @@ def _pack_tasks(tasks: Sequence[TrainTask]) -> tuple[list[np.ndarray], list[_Job
     return arrays, jobs
 
 
-def _unpack_results(results: list[_Result], count: int) -> list[ClientUpdate]:
+def unpack_results(results: list[Result], count: int) -> list[ClientUpdate]:
+    """The updates of :func:`train_job` results in task order (deltas copied: Ray's arrays are read-only)."""
     ordered: list[ClientUpdate | None] = [None] * count
     for position, client_id, delta, num_samples, local_steps, base_version, metrics in results:
-        ordered[position] = ClientUpdate(client_id, torch.from_numpy(delta), num_samples, local_steps,
+        ordered[position] = ClientUpdate(client_id, torch.tensor(delta), num_samples, local_steps,
                                          base_version, metrics)
     missing = [i for i, update in enumerate(ordered) if update is None]
     if missing:
@@ -257,15 +254,16 @@ def _serve(conn: Connection, trainer: LocalTrainer, client_data: Sequence[ArrayD
         arrays, jobs = message
         params = [torch.from_numpy(array) for array in arrays]
         try:
-            results = [_train(trainer, client_data, params, job) for job in jobs]
+            results = [train_job(trainer, client_data, params, job) for job in jobs]
         except Exception as exc:  # the parent re-raises it
             conn.send(("error", exc))
             continue
         conn.send(("ok", results))
 
 
-def _train(trainer: LocalTrainer, client_data: Sequence[ArrayDataset], params: list[torch.Tensor],
-           job: _Job) -> _Result:
+def train_job(trainer: LocalTrainer, client_data: Sequence[ArrayDataset] | Mapping[int, ArrayDataset],
+              params: list[torch.Tensor], job: Job) -> Result:
+    """Train one packed task from ``params[slot]`` on ``client_data[client_id]``."""
     position, slot, client_id, base_version, plan, seed, steps = job
     task = TrainTask(client_id, params[slot], base_version, plan, seed, steps)
     update = trainer.train(task, client_data[client_id])
