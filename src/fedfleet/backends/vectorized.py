@@ -1,10 +1,10 @@
 """Vectorised cohorts: a round's clients trained at once with ``torch.func`` (functional_call, vmap, grad).
 
 Every client of the round starts from the same global parameters; their copies are stacked and one
-batched step trains all of them. Each client keeps its own batch schedule (the task seed's
-permutation, split into ``batch_size`` batches, epoch after epoch, exactly as
-:class:`~fedfleet.fl.client.LocalTrainer` draws it): batches are padded to ``batch_size`` and a
-mask weights the real samples, so a short last batch is a mean over its real samples. The result equals
+batched step trains all of them. Each client keeps its own batch schedule (the one
+:class:`~fedfleet.fl.client.LocalTrainer` trains on: :func:`~fedfleet.fl.client.batch_schedule`):
+batches are padded to ``batch_size`` and a mask weights the real samples, so a short last batch is
+a mean over its real samples. The result equals
 sequential training up to float rounding (parameters within 1e-5 after a round). A client whose
 schedule has ended leaves the batch, so short clients cost nothing while long ones finish.
 
@@ -24,7 +24,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from fedfleet.data.datasets import ArrayDataset
 from fedfleet.fl.backend import Backend
-from fedfleet.fl.client import LocalTrainer
+from fedfleet.fl.client import LocalTrainer, batch_schedule
 from fedfleet.fl.device_degree import DEGREE_METRIC, local_degree
 from fedfleet.fl.messages import ClientUpdate, TrainTask
 from fedfleet.fl.params import set_flat
@@ -84,7 +84,7 @@ class VectorizedBackend:
         set_flat(model, tasks[0].params)
         k, size = len(tasks), plan.batch_size
         datas = [self.client_data[task.client_id] for task in tasks]
-        schedules = [_schedule(len(data), size, plan.epochs, task.seed)
+        schedules = [list(batch_schedule(len(data), size, plan.epochs, task.seed))
                      for task, data in zip(tasks, datas, strict=True)]
         steps = max(len(s) for s in schedules)
         params = {name: p.detach().unsqueeze(0).repeat(k, *([1] * p.dim())) for name, p in model.named_parameters()}
@@ -129,12 +129,6 @@ class VectorizedBackend:
             updates.append(ClientUpdate(task.client_id, flat[index] - task.params, len(data), len(schedule),
                                         task.base_version, metrics))
         return updates
-
-
-def _schedule(n: int, batch_size: int, epochs: int, seed: int) -> list[torch.Tensor]:
-    """The batches LocalTrainer draws for a task: a fresh permutation per epoch, split into batches."""
-    generator = torch.Generator().manual_seed(seed)
-    return [batch for _ in range(epochs) for batch in torch.randperm(n, generator=generator).split(batch_size)]
 
 
 def _tasks_unsupported(tasks: Sequence[TrainTask]) -> str | None:

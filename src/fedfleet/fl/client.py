@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -42,22 +44,18 @@ class LocalTrainer:
         optimizer = torch.optim.SGD(
             self.model.parameters(), lr=plan.lr, momentum=plan.momentum, weight_decay=plan.weight_decay
         )
-        generator = torch.Generator().manual_seed(task.seed)
-        steps, loss_sum, index = 0, 0.0, 0
-        for _ in range(plan.epochs):
-            order = torch.randperm(len(data), generator=generator)
-            for batch in order.split(plan.batch_size):
-                index += 1
-                if index <= first or (stop is not None and index > stop):
-                    continue
-                loss = self.loss_fn(self.model(data.x[batch]), data.y[batch])
-                if anchor is not None:
-                    loss = loss + proximal_term(self.model, anchor, plan.prox_mu)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                steps += 1
-                loss_sum += loss.item()
+        steps, loss_sum = 0, 0.0
+        for index, batch in enumerate(batch_schedule(len(data), plan.batch_size, plan.epochs, task.seed), start=1):
+            if index <= first or (stop is not None and index > stop):
+                continue
+            loss = self.loss_fn(self.model(data.x[batch]), data.y[batch])
+            if anchor is not None:
+                loss = loss + proximal_term(self.model, anchor, plan.prox_mu)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            steps += 1
+            loss_sum += loss.item()
         delta = get_flat(self.model) - task.params
         metrics = {"train_loss": loss_sum / max(steps, 1)}
         if plan.label_reference is not None:
@@ -70,6 +68,13 @@ class LocalTrainer:
             base_version=task.base_version,
             metrics=metrics,
         )
+
+
+def batch_schedule(num_samples: int, batch_size: int, epochs: int, seed: int) -> Iterator[torch.Tensor]:
+    """A task's batches of sample indices: a fresh permutation per epoch, drawn from the task seed, split."""
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        yield from torch.randperm(num_samples, generator=generator).split(batch_size)
 
 
 def proximal_term(model: nn.Module, anchor: list[torch.Tensor], mu: float) -> torch.Tensor:
