@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from sklearn.base import clone
 
 from fedfleet.errors import UpdateRejected
 from fedfleet.vertical.attacks import Corruption
@@ -93,3 +94,10 @@ def test_corrupt_party_must_be_passive(digits) -> None:  # type: ignore[no-untyp
     xs, y, _, _ = digits
     with pytest.raises(ValueError, match="corrupt_party"):
         VerticalClassifier(**SMALL, corrupt_party=3).fit(xs, y, 10)
+
+
+def test_a_clone_trains_to_the_same_model(digits) -> None:  # type: ignore[no-untyped-def]
+    xs, y, _, _ = digits
+    first = VerticalClassifier(**SMALL, random_state=5).fit(xs, y, 10)
+    second = clone(first).fit(xs, y, 10)
+    assert _max_difference(first.model_, second.model_) == 0.0

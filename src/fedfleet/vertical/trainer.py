@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 import torch
+from sklearn.base import BaseEstimator
 from torch import nn
 
 from fedfleet.vertical.attacks import Corruption
@@ -55,7 +56,7 @@ def evaluate(
     return correct / len(y), loss / len(y)
 
 
-class VerticalClassifier:
+class VerticalClassifier(BaseEstimator):
     """A classifier trained by an active party (labels) and passive parties (features).
 
     Parameters
