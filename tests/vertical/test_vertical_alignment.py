@@ -72,3 +72,9 @@ def test_aligned_rows_pair_equal_ids_whatever_the_row_order(ids: list[int], seed
     assert alignment.overlap == len(set(ids))
     for i, j in zip(*alignment.rows, strict=True):
         assert ids[i] == passive[j]
+
+
+def test_int_and_str_ids_with_the_same_text_do_not_collide() -> None:
+    assert salted_hashes([1], "s") != salted_hashes(["1"], "s")
+    assert salted_hashes(["1"], "s") != salted_hashes(["s1"], "")
+    assert salted_hashes([1], "s") == salted_hashes([1], "s")

@@ -1,8 +1,8 @@
 """Entity alignment on salted hashes: parties find their common samples without showing raw IDs.
 
-Each party hashes its own sample IDs with a salt shared by the parties (SHA-256 of
-``salt + id``) and shares only the digests. The intersection of the digest sets, sorted by
-digest, fixes one common sample order; each party learns the rows of its own table in that
+Each party hashes its own sample IDs with a salt shared by the parties (SHA-256 of the
+salt, the ID's type and its text) and shares only the digests. The intersection of the
+digest sets, sorted by digest, fixes one common sample order; each party learns the rows of its own table in that
 order. A party whose IDs repeat keeps the first row for each ID; IDs held by only some
 parties are left out. This protects raw IDs from being read off the wire, not from a party
 that can guess and hash candidate IDs (use a keyed PSI protocol for that).
@@ -19,10 +19,20 @@ import numpy as np
 from fedfleet.errors import DataError
 
 
+def _encode(entity: Hashable) -> bytes:
+    kind = type(entity).__qualname__.encode()
+    text = str(entity).encode()
+    return len(kind).to_bytes(4, "big") + kind + len(text).to_bytes(8, "big") + text
+
+
 def salted_hashes(ids: Sequence[Hashable], salt: str) -> list[str]:
-    """Hex SHA-256 digests of ``salt + str(id)`` for each ID, in order."""
-    prefix = salt.encode()
-    return [hashlib.sha256(prefix + str(entity).encode()).hexdigest() for entity in ids]
+    """Hex SHA-256 digests of the salt and each ID, in order.
+
+    The salt, the ID's type name and its text are length-prefixed, so ``1`` and ``"1"``
+    (or a salt/ID boundary shifted by one character) give different digests.
+    """
+    prefix = len(salt.encode()).to_bytes(4, "big") + salt.encode()
+    return [hashlib.sha256(prefix + _encode(entity)).hexdigest() for entity in ids]
 
 
 @dataclass(frozen=True)
