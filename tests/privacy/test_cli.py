@@ -26,7 +26,7 @@ def test_privacy_mask_writes_its_report(tmp_path, capsys):
     assert summary["candidates"] == 4 and summary["target_mask"]["family"]
     assert summary["holdout"]["images"] == 349  # digits test split: 449 images, 100 used for selection
     assert set(summary["holdout"]["chosen"]) == {"encrypted_accuracy", "original_accuracy"}
-    for name in ("report.html", "summary.json", "candidates.csv", "target_mask.json", "config.yaml",
+    for name in ("report.html", "summary.json", "candidates.csv", "key.json", "config.yaml",
                  "chosen_grid.png", "masks_accuracy.png"):
         assert (out / name).exists(), name
 
@@ -59,3 +59,31 @@ def test_unmeetable_rule_is_a_one_line_error_naming_the_best(tmp_path, capsys):
                          "--set", "retrain=false", "--out", str(tmp_path)], capsys)
     assert code == 2
     assert "no occlusion region keeps availability >= 1" in err and "best available is" in err
+
+
+def _key_job(out, capsys):
+    code, stdout, err = _run(["privacy", "mask", MASK, *TINY, "--set", "data.public_size=200",
+                              "--out", str(out), "--format", "json"], capsys)
+    assert code == 0
+    return json.loads((out / "key.json").read_text()), stdout + err
+
+
+def test_mask_key_is_secret_and_stays_in_its_own_file(tmp_path, capsys):
+    first, printed = _key_job(tmp_path / "a", capsys)
+    second, _ = _key_job(tmp_path / "b", capsys)
+    assert first["seed"] != second["seed"]  # same job seed, fresh keys
+    assert first["seed"] >= 2**32 or second["seed"] >= 2**32  # 128-bit seeds, not 31-bit
+    assert (tmp_path / "a" / "key.json").stat().st_mode & 0o777 == 0o600
+    secret = str(first["seed"])
+    assert secret not in printed
+    written = [p for p in (tmp_path / "a").rglob("*") if p.is_file() and p.name != "key.json"]
+    assert {p.name for p in written} >= {"summary.json", "candidates.csv", "report.html"}
+    for path in written:
+        assert secret.encode() not in path.read_bytes(), path.name
+
+
+@pytest.mark.parametrize("override", ["candidates.1.strength=0", "candidates.3.weight=0"])
+def test_identity_keys_are_refused(override, tmp_path, capsys):
+    code, _, err = _run(["privacy", "mask", MASK, *TINY, "--set", override, "--out", str(tmp_path)], capsys)
+    assert code == 2
+    assert override.split("=")[0].rsplit(".", 1)[1] in err and len(err.strip().splitlines()) == 1

@@ -9,7 +9,7 @@ from fedfleet.privacy.mask_selection import EncryptionMaskSelector, MaskRule
 from fedfleet.privacy.masks import MaskKey
 from fedfleet.privacy.selection import SelectionError
 
-KEYS = [MaskKey("sign", 5, "sign_flip"), MaskKey("noise", 6, "add_clip", strength=0.1)]
+KEYS = [MaskKey("sign", 5, "sign_flip", index=0), MaskKey("noise", 6, "add_clip", strength=0.1, index=1)]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_fitting_is_deterministic_by_seed(parts, fitted):
 
 
 def test_no_candidate_meeting_the_rule_names_the_best(parts):
-    with pytest.raises(SelectionError, match="best available is sign/sign_flip#5"):
+    with pytest.raises(SelectionError, match="best available is sign/sign_flip#0"):
         _selector(MaskRule("constrained", max_original_accuracy=0.0)).fit(*parts)
 
 

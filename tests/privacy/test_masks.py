@@ -48,7 +48,7 @@ def test_sign_flip_masks_are_their_own_inverse(seed, family, pixels):
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=seeds, weight=st.floats(min_value=0.0, max_value=0.9))
+@given(seed=seeds, weight=st.floats(min_value=0.01, max_value=0.9))
 def test_blend_and_multiply_round_trip_with_the_key(seed, weight):
     images = torch.from_numpy(np.random.default_rng(seed).random((3, *SHAPE)).astype(np.float32))
     blend = Mask.from_key(MaskKey("noise", seed, "blend", weight=weight), SHAPE)
@@ -164,3 +164,22 @@ def test_unknown_modes_are_config_errors(operation, make_images):
 def test_patterns_need_a_channel_height_width_shape():
     with pytest.raises(DataError, match=r"\(C, H, W\)"):
         make_pattern(MaskKey("sign", 1, "sign_flip"), (8, 8))
+
+
+def test_secret_keys_do_not_repeat_and_are_labelled_by_index():
+    from fedfleet.privacy.masks import secret_keys
+
+    keys = secret_keys("sign", "sign_flip", 3, first_index=2)
+    again = secret_keys("sign", "sign_flip", 3, first_index=2)
+    assert {k.seed for k in keys}.isdisjoint(k.seed for k in again)
+    assert [k.name for k in keys] == ["sign/sign_flip#2", "sign/sign_flip#3", "sign/sign_flip#4"]
+    assert "seed" not in keys[0].public_dict() and keys[0].to_dict()["seed"] == keys[0].seed
+
+
+@pytest.mark.parametrize("fields", [{"mode": "add_clip", "strength": 0.0}, {"mode": "blend", "weight": 0.0}])
+def test_identity_mask_keys_are_refused(fields):
+    from fedfleet.errors import ConfigError
+    from fedfleet.privacy.masks import MaskKey
+
+    with pytest.raises(ConfigError, match="identity"):
+        MaskKey("noise", 1, **fields)

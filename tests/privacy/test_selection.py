@@ -9,7 +9,7 @@ from fedfleet.privacy.selection import SelectionError, least_violating, pick_fea
 
 
 def _mask(seed, encrypted, original, attack=0.1):
-    return MaskScore(MaskKey("sign", seed, "sign_flip"), encrypted, original, ciphertext_ssim=0.0,
+    return MaskScore(MaskKey("sign", seed, "sign_flip", index=seed), encrypted, original, ciphertext_ssim=0.0,
                      attack_ssim={"average": attack}, attack_psnr={"average": 10.0})
 
 

@@ -17,7 +17,7 @@ from fedfleet.data.datasets import ArrayDataset, load_dataset
 from fedfleet.errors import DataError
 from fedfleet.privacy.config import MaskJobConfig, OcclusionJobConfig, PrivacyDataConfig
 from fedfleet.privacy.mask_selection import EncryptionMaskSelector, MaskRule, MaskScore, clear_baseline
-from fedfleet.privacy.masks import MaskKey, expand_keys
+from fedfleet.privacy.masks import MaskKey, secret_keys
 from fedfleet.privacy.occlusion import (
     OcclusionRegion,
     centred_region,
@@ -77,11 +77,11 @@ def load_job_data(config: PrivacyDataConfig, seed: int, public_size: int = 0) ->
 
 
 def mask_keys(config: MaskJobConfig) -> list[MaskKey]:
-    """The candidate keys of the config, seeds drawn from ``config.seed``'s candidate-key stream."""
-    rng = stream(config.seed, Stream.CANDIDATE_KEYS)
+    """The candidate keys of the config, seeds from :mod:`secrets` (never from ``config.seed``)."""
     keys: list[MaskKey] = []
     for c in config.candidates:
-        keys += expand_keys(c.family, c.mode, c.count, rng, strength=c.strength, weight=c.weight, block=c.block)
+        keys += secret_keys(c.family, c.mode, c.count, first_index=len(keys),
+                            strength=c.strength, weight=c.weight, block=c.block)
     return keys
 
 
@@ -108,7 +108,7 @@ class MaskJobResult:
     def summary(self) -> dict[str, object]:
         rows = [s.as_row() for s in self.scores]
         return {
-            "target_mask": self.chosen.key.to_dict(),
+            "target_mask": self.chosen.key.public_dict(),
             "chosen": rows[self.selector.target_index_],
             "random_choice": rows[self.random_index],
             "no_mask": self.baseline,

@@ -1,7 +1,10 @@
 """Encryption masks generated from seeds: a mask is fully described by its key.
 
 A :class:`MaskKey` (family, seed, superimposing mode and its parameters) regenerates the
-same pattern every time, so the key is what is stored and shared, never the pixels.
+same pattern every time, so the key is what is stored and shared, never the pixels. The
+seed of a defender's key comes from :func:`secret_keys` (``secrets``, 128 bits), never from
+the job seed; reports name a key by family, mode and index (:attr:`MaskKey.name`,
+:meth:`MaskKey.public_dict`), never by its seed.
 
 Families (patterns have the image's shape (C, H, W)):
 
@@ -18,6 +21,7 @@ Families (patterns have the image's shape (C, H, W)):
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -52,6 +56,8 @@ class MaskKey:
         Weight of the pattern in ``blend``, in [0, 1).
     block : int
         Tile side in pixels for ``block`` and ``checkerboard``.
+    index : int
+        Position of the key among the job's candidates: the public label of the key.
     """
 
     family: str
@@ -60,6 +66,7 @@ class MaskKey:
     strength: float = 0.5
     weight: float = 0.5
     block: int = 2
+    index: int = 0
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -68,6 +75,10 @@ class MaskKey:
             raise ConfigError(f"unknown superimposing mode {self.mode!r}; choose one of: {', '.join(MODES)}")
         if not 0.0 <= self.weight < 1.0:
             raise ConfigError(f"mask weight must be in [0, 1), got {self.weight}")
+        if self.mode == "add_clip" and self.strength == 0.0:
+            raise ConfigError("mask strength 0 makes add_clip the identity (no encryption); use a strength > 0")
+        if self.mode == "blend" and self.weight == 0.0:
+            raise ConfigError("mask weight 0 makes blend the identity (no encryption); use a weight in (0, 1)")
         if self.block < 1:
             raise ConfigError(f"mask block must be >= 1 pixel, got {self.block}")
         if self.family == "mix" and self.mode == "sign_flip":
@@ -78,15 +89,20 @@ class MaskKey:
 
     @property
     def name(self) -> str:
-        """Short label, e.g. ``sign/sign_flip#3``."""
-        return f"{self.family}/{self.mode}#{self.seed}"
+        """Public label, e.g. ``sign/sign_flip#3`` (family, mode, candidate index; no secret)."""
+        return f"{self.family}/{self.mode}#{self.index}"
 
     def with_seed(self, seed: int) -> MaskKey:
         """The same family and mode with another seed (what an attacker can draw)."""
-        return MaskKey(self.family, seed, self.mode, self.strength, self.weight, self.block)
+        return MaskKey(self.family, seed, self.mode, self.strength, self.weight, self.block, self.index)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, the secret seed included: for the key file only."""
         return asdict(self)
+
+    def public_dict(self) -> dict[str, Any]:
+        """Every field except the secret seed: what summaries and reports may show."""
+        return {k: v for k, v in asdict(self).items() if k != "seed"}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> MaskKey:
@@ -201,6 +217,25 @@ def expand_keys(
     seeds = rng.choice(2**31 - 1, size=count + len(banned), replace=False)
     kept = [int(s) for s in seeds if int(s) not in banned][:count]
     return [MaskKey(family, s, mode, strength, weight, block) for s in kept]
+
+
+def secret_keys(
+    family: str,
+    mode: str,
+    count: int,
+    *,
+    first_index: int = 0,
+    strength: float = 0.5,
+    weight: float = 0.5,
+    block: int = 2,
+) -> list[MaskKey]:
+    """``count`` keys of one family and mode with 128-bit seeds from :mod:`secrets`.
+
+    The seeds never depend on a job seed, so publishing the job's config reveals nothing
+    about the keys. Keys are labelled ``first_index``, ``first_index + 1``, ...
+    """
+    return [MaskKey(family, secrets.randbits(128), mode, strength, weight, block, first_index + i)
+            for i in range(count)]
 
 
 def encrypt_with_any(

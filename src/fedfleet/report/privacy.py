@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from fedfleet.report.html import HtmlReport
 REPORT_FILE = "report.html"
 SUMMARY_FILE = "summary.json"
 CANDIDATES_FILE = "candidates.csv"
+KEY_FILE = "key.json"
 
 
 def _displayable(images: torch.Tensor) -> torch.Tensor:
@@ -76,6 +78,15 @@ def _write_rows(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     return path
 
 
+def write_key(key: Mapping[str, Any], path: Path) -> Path:
+    """Write the secret key to ``path``, created with mode 0600 (owner read/write only)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(dict(key), indent=2) + "\n")
+    return path
+
+
 def _write_common(out_dir: Path, config_text: str, summary: dict[str, Any], rows: Sequence[Mapping[str, Any]]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(config_text)
@@ -89,7 +100,7 @@ def write_mask_report(result: MaskJobResult, out_dir: str | Path) -> Path:
     selector = result.selector
     rows = [score.as_row() for score in result.scores]
     _write_common(out_dir, dump_config(result.config), result.summary(), rows)
-    (out_dir / "target_mask.json").write_text(json.dumps(result.chosen.key.to_dict(), indent=2) + "\n")
+    write_key(result.chosen.key.to_dict(), out_dir / KEY_FILE)
     chosen = selector.target_index_
     scatter_candidates(
         [s.original_accuracy for s in result.scores], [s.encrypted_accuracy for s in result.scores], chosen,
@@ -105,8 +116,8 @@ def write_mask_report(result: MaskJobResult, out_dir: str | Path) -> Path:
     image_grid(selector.examples_[result.random_index], out_dir / "random_grid.png")
     report = HtmlReport(f"Encryption mask selection: {result.config.name}")
     report.paragraph(
-        f"Chosen mask {result.chosen.key.name} by rule {result.config.rule.name}; its key is in "
-        "target_mask.json. Attacks: average = mean of ciphertexts leaks the fixed mask; linear/network "
+        f"Chosen mask {result.chosen.key.name} by rule {result.config.rule.name}; its secret key is in "
+        f"{KEY_FILE} (mode 0600). Attacks: average = mean of ciphertexts leaks the fixed mask; linear/network "
         "= inverse learned on public images under the attacker's own keys of the same family."
     )
     report.heading("Chosen, random choice and no mask")
