@@ -110,3 +110,16 @@ class TopModel(nn.Module):
         """A certified Lipschitz constant: product of the layers' exact spectral norms (x L)."""
         bound = math.prod(spectral_norm(layer) for layer in self.layers)
         return bound * self.lipschitz if self.lipschitz is not None else bound
+
+    def pair_lipschitz_bounds(self) -> torch.Tensor:
+        """(classes, classes) certified Lipschitz constants of each logit difference ``f_i - f_j``.
+
+        The hidden layers' spectral norms times ``||w_i - w_j||`` for the last layer's rows (x L):
+        never above ``sqrt(2)`` times :meth:`lipschitz_bound`, which bounds every pair alike.
+        """
+        hidden = math.prod(spectral_norm(layer) for layer in self.layers[:-1])
+        last = self.layers[-1]
+        assert isinstance(last, (nn.Linear, SpectralLinear))
+        rows = last.weight.detach().double()
+        bounds = torch.cdist(rows, rows) * hidden
+        return bounds * self.lipschitz if self.lipschitz is not None else bounds

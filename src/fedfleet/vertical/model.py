@@ -129,3 +129,7 @@ class SplitModel(nn.Module):
         covers all passive embeddings jointly, hence each one alone.
         """
         return self.interaction.passive_lipschitz_bound() * self.top.lipschitz_bound()
+
+    def passive_pair_bounds(self) -> torch.Tensor:
+        """(classes, classes) certified Lipschitz constants of each logit difference in the passive embeddings."""
+        return self.interaction.passive_lipschitz_bound() * self.top.pair_lipschitz_bounds()

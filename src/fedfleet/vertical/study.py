@@ -21,7 +21,7 @@ from torch import nn
 from fedfleet.models import build_model
 from fedfleet.threads import torch_threads
 from fedfleet.vertical.attacks import Corruption, gaussian_noise, pgd, scaled
-from fedfleet.vertical.certify import certified_accuracy, empirical_lipschitz
+from fedfleet.vertical.certify import certified_accuracy, empirical_lipschitz, pairwise_certified_accuracy
 from fedfleet.vertical.config import RobustnessConfig, VerticalConfig
 from fedfleet.vertical.data import load_vertical
 from fedfleet.vertical.model import SplitModel
@@ -125,9 +125,11 @@ def attack_curves(
                                             settings.pgd_steps, generator))} for s in settings.pgd]
     rows += [{"model": name, "attack": "scale", "size": s, "radius": abs(s - 1) * unit,
               "accuracy": accuracy_with(scaled(target, s))} for s in settings.scales]
-    bound = model.passive_lipschitz_bound()
+    bound, pair_bounds = model.passive_lipschitz_bound(), model.passive_pair_bounds()
     certified = [{"model": name, "size": s, "radius": s * unit,
-                  "certified_accuracy": certified_accuracy(clean_logits, y, bound, s * unit)}
+                  "certified_accuracy": certified_accuracy(clean_logits, y, bound, s * unit),
+                  "certified_accuracy_pairwise": pairwise_certified_accuracy(clean_logits, y, pair_bounds,
+                                                                             s * unit)}
                  for s in settings.pgd]
     return rows, certified, unit
 
