@@ -87,3 +87,20 @@ def test_corruption_kinds() -> None:
     assert torch.equal(Corruption(1.0, "zeros").apply(z, generator), torch.zeros_like(z))
     with pytest.raises(ValueError, match="fraction"):
         Corruption(1.5)
+
+
+def test_pgd_restarts_are_never_weaker_than_their_first_run(trained) -> None:  # type: ignore[no-untyped-def]
+    estimator, xt, yt = trained
+    model = estimator.model_
+    with torch.no_grad():
+        z_active, z_passive = model.embed(xt)
+    radius = 0.5 * float(z_passive.norm(dim=1).median())
+
+    def accuracy(restarts: int) -> float:
+        attacked = pgd(model, z_active, [z_passive], yt, 1, radius, steps=10,
+                       generator=torch.Generator().manual_seed(3), restarts=restarts)
+        assert torch.all((attacked - z_passive).norm(dim=1) <= radius * (1 + 1e-5))
+        with torch.no_grad():
+            return float((model.head(z_active, [attacked]).argmax(1) == yt).float().mean())
+
+    assert accuracy(5) <= accuracy(1)

@@ -55,11 +55,14 @@ def pgd(
     radius: float,
     steps: int = 10,
     generator: torch.Generator | None = None,
+    restarts: int = 1,
 ) -> torch.Tensor:
     """Worst-case embedding for passive party ``party`` within an L2 ball of ``radius``.
 
     Projected gradient ascent on the cross-entropy loss, normalised steps of size
-    ``2.5 * radius / steps`` from a random start inside the ball (Madry et al. 2018).
+    ``2.5 * radius / steps`` from a random start inside the ball (Madry et al. 2018); with
+    ``restarts`` > 1, per sample the worst of that many runs from fresh random starts (one that
+    misclassifies first, then the highest loss).
 
     Returns
     -------
@@ -70,6 +73,22 @@ def pgd(
     if radius == 0:
         return clean
     generator = generator or torch.Generator().manual_seed(0)
+    worst, worst_score = clean, torch.full((len(clean),), -torch.inf, dtype=clean.dtype)
+    for _ in range(restarts):
+        candidate = _pgd_run(model, z_active, z_passive, y, party, clean, radius, steps, generator)
+        with torch.no_grad():
+            logits = model.head(z_active, _with_party(z_passive, party, candidate))
+            loss = nn.functional.cross_entropy(logits, y, reduction="none")
+            score = torch.where(logits.argmax(dim=1) != y, torch.inf, loss)
+        better = score > worst_score
+        worst = torch.where(better[:, None], candidate, worst)
+        worst_score = torch.where(better, score, worst_score)
+    return worst
+
+
+def _pgd_run(model: SplitModel, z_active: torch.Tensor, z_passive: Sequence[torch.Tensor], y: torch.Tensor,
+             party: int, clean: torch.Tensor, radius: float, steps: int,
+             generator: torch.Generator) -> torch.Tensor:
     delta = gaussian_noise(torch.zeros_like(clean), radius, generator) * 0.5
     step = 2.5 * radius / steps
     for _ in range(steps):

@@ -56,7 +56,8 @@ class RobustnessConfig(ConfigSection):
     noise: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0, 4.0])
     # PGD radius / median clean embedding norm
     pgd: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.25, 0.5, 1.0])
-    pgd_steps: int = Field(10, ge=1)
+    pgd_steps: int = Field(200, ge=1)
+    pgd_restarts: int = Field(10, ge=1)  # PGD runs from fresh random starts; the worst per sample counts
     # factors the embedding is multiplied by (0 sends zeros)
     scales: list[float] = Field(default_factory=lambda: [0.0, 2.0, 5.0, 10.0])
     # training-time attack: shares of batches with corrupted embeddings

@@ -122,7 +122,8 @@ def attack_curves(
              "accuracy": accuracy_with(gaussian_noise(target, s * unit, generator))} for s in settings.noise]
     rows += [{"model": name, "attack": "pgd", "size": s, "radius": s * unit,
               "accuracy": accuracy_with(pgd(model, z_active, z_passive, y, party, s * unit,
-                                            settings.pgd_steps, generator))} for s in settings.pgd]
+                                            settings.pgd_steps, generator, settings.pgd_restarts))}
+             for s in settings.pgd]
     rows += [{"model": name, "attack": "scale", "size": s, "radius": abs(s - 1) * unit,
               "accuracy": accuracy_with(scaled(target, s))} for s in settings.scales]
     bound, pair_bounds = model.passive_lipschitz_bound(), model.passive_pair_bounds()
