@@ -9,7 +9,13 @@ from sklearn.linear_model import LogisticRegression
 
 from fedfleet.data.datasets import load_dataset
 from fedfleet.privacy.invariants import InvariantClassifierAttack
-from fedfleet.privacy.masks import Mask, secret_keys
+from fedfleet.privacy.masks import Mask, MaskKey
+
+
+def fixed_keys(family: str, mode: str, count: int, first: int = 0) -> list[MaskKey]:
+    """Deterministic keys (the attack, not the key source, is under test)."""
+    return [MaskKey(family, first + i, mode) for i in range(count)]
+
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +30,7 @@ def digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
 def test_the_invariant_attack_reads_ciphertexts_of_every_key(digits, family, mode, invariant) -> None:  # type: ignore[no-untyped-def]
     public, public_labels, private, labels = digits
     shape = tuple(private.shape[1:])
-    keys = secret_keys(family, mode, len(private))  # a fresh key per image: no key is shared
+    keys = fixed_keys(family, mode, len(private))  # a fresh key per image: no key is shared
     ciphertexts = torch.cat([Mask.from_key(k, shape).apply(x[None]) for k, x in zip(keys, private, strict=True)])
     clear_model = LogisticRegression(max_iter=2000).fit(public.flatten(1).numpy(), public_labels.numpy())
     naive = float((clear_model.predict(ciphertexts.flatten(1).numpy()) == labels.numpy()).mean())
@@ -36,7 +42,7 @@ def test_the_invariant_attack_reads_ciphertexts_of_every_key(digits, family, mod
 def test_an_invariant_that_does_not_hold_for_the_mode_fails() -> None:
     split = load_dataset("digits")
     shape = tuple(split.test.x.shape[1:])
-    keys = secret_keys("noise", "blend", len(split.test.x))
+    keys = fixed_keys("noise", "blend", len(split.test.x))
     ciphertexts = torch.cat([Mask.from_key(k, shape).apply(x[None]) for k, x in zip(keys, split.test.x, strict=True)])
     attack = InvariantClassifierAttack("abs_centred").fit(split.train.x, split.train.y)
     assert attack.accuracy(ciphertexts, split.test.y) < 0.5
