@@ -33,11 +33,16 @@ def test_scaled_and_zeros() -> None:
     assert torch.equal(zeros(z), torch.zeros(3, 4))
 
 
-def test_pgd_stays_in_the_ball_and_beats_random_noise(trained) -> None:  # type: ignore[no-untyped-def]
+def embedded(trained):  # type: ignore[no-untyped-def]
+    """The trained split model, the test set's active and passive embeddings, and its labels."""
     estimator, xt, yt = trained
-    model = estimator.model_
     with torch.no_grad():
-        z_active, z_passive = model.embed(xt)
+        z_active, z_passive = estimator.model_.embed(xt)
+    return estimator.model_, z_active, z_passive, yt
+
+
+def test_pgd_stays_in_the_ball_and_beats_random_noise(trained) -> None:  # type: ignore[no-untyped-def]
+    model, z_active, z_passive, yt = embedded(trained)
     radius = 0.5 * float(z_passive.norm(dim=1).median())
     attacked = pgd(model, z_active, [z_passive], yt, 1, radius, steps=10)
     assert float((attacked - z_passive).norm(dim=1).max()) <= radius * (1 + 1e-5)
@@ -90,10 +95,7 @@ def test_corruption_kinds() -> None:
 
 
 def test_pgd_restarts_are_never_weaker_than_their_first_run(trained) -> None:  # type: ignore[no-untyped-def]
-    estimator, xt, yt = trained
-    model = estimator.model_
-    with torch.no_grad():
-        z_active, z_passive = model.embed(xt)
+    model, z_active, z_passive, yt = embedded(trained)
     radius = 0.5 * float(z_passive.norm(dim=1).median())
 
     def accuracy(restarts: int) -> float:

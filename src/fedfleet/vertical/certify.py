@@ -93,9 +93,8 @@ def certified_mask(logits: torch.Tensor, y: torch.Tensor, bound: float, radius: 
     ``sqrt(2) * bound``-Lipschitz, so a top-two margin above ``sqrt(2) * bound * radius``
     cannot be overturned.
     """
-    top2 = logits.topk(2, dim=1)
-    margin = top2.values[:, 0] - top2.values[:, 1]
-    return (top2.indices[:, 0] == y) & (margin > math.sqrt(2) * bound * radius)
+    classes = logits.shape[1]
+    return pairwise_certified_mask(logits, y, torch.full((classes, classes), math.sqrt(2) * bound), radius)
 
 
 def certified_accuracy(logits: torch.Tensor, y: torch.Tensor, bound: float, radius: float) -> float:
