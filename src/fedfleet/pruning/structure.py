@@ -203,11 +203,9 @@ def _output_shapes(model: nn.Sequential, input_shape: tuple[int, ...]) -> list[t
 
 def count_flops(model: nn.Module, input_shape: tuple[int, ...], training: bool = False) -> int:
     """FLOPs of one sample through ``model`` (``torch.utils.flop_counter``); with ``training``, forward and backward."""
-    x = torch.zeros(1, *input_shape)
+    counted = copy.deepcopy(model) if training else model  # the backward pass leaves ``model``'s gradients alone
     with FlopCounterMode(display=False) as counter:
-        out = model(x)
+        out = counted(torch.zeros(1, *input_shape))
         if training:
             out.sum().backward()
-    if training:
-        model.zero_grad(set_to_none=True)
     return int(counter.get_total_flops())
