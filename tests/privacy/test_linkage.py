@@ -8,13 +8,8 @@ import torch
 from fedfleet.data.datasets import load_dataset
 from fedfleet.privacy.invariants import INVARIANTS
 from fedfleet.privacy.linkage import linkage_rate
-from fedfleet.privacy.masks import Mask, MaskKey
-
-
-def fixed_keys(family: str, mode: str, count: int, first: int = 0) -> list[MaskKey]:
-    """Deterministic keys (the attack, not the key source, is under test)."""
-    return [MaskKey(family, first + i, mode) for i in range(count)]
-
+from fedfleet.privacy.masks import Mask
+from tests.privacy.test_known_plaintext import fixed_keys
 
 
 @pytest.fixture(scope="module")
