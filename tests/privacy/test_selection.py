@@ -26,7 +26,7 @@ def test_constrained_rule_picks_the_known_best():
 
 
 def test_gap_rule_picks_the_largest_gap():
-    assert choose_mask(HAND_BUILT, MaskRule("gap")) == 1
+    assert choose_mask(HAND_BUILT, MaskRule("gap", max_attack_ssim=None)) == 1
 
 
 def test_attack_ceiling_excludes_undoable_masks():

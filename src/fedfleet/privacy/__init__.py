@@ -2,15 +2,19 @@
 
 - :mod:`~fedfleet.privacy.masks` / :mod:`~fedfleet.privacy.superimpose`: seeded mask
   families and superimposing modes;
-- :mod:`~fedfleet.privacy.mask_selection`: train on encrypted images, choose the target mask;
-- :mod:`~fedfleet.privacy.attacks`: averaging and learned-inverse reconstruction attacks;
+- :mod:`~fedfleet.privacy.mask_selection` / :mod:`~fedfleet.privacy.mask_rule`: train on
+  encrypted images, choose the target mask by a rule that caps the attack suite's worst case;
+- :mod:`~fedfleet.privacy.attacks`, :mod:`~fedfleet.privacy.known_plaintext`,
+  :mod:`~fedfleet.privacy.invariants`, :mod:`~fedfleet.privacy.linkage`: the attacks;
+  :mod:`~fedfleet.privacy.suite` runs them against candidate masks;
 - :mod:`~fedfleet.privacy.occlusion` / :mod:`~fedfleet.privacy.occlusion_selection`:
   candidate regions, security and availability scores, the target region;
 - :mod:`~fedfleet.privacy.metrics`: SSIM and PSNR.
 """
 
 from fedfleet.privacy.attacks import AveragingAttack, InverseAttack
-from fedfleet.privacy.mask_selection import EncryptionMaskSelector, MaskRule, MaskScore, choose_mask
+from fedfleet.privacy.mask_rule import MaskChoice, MaskRule, MaskScore, choose_mask, select_mask
+from fedfleet.privacy.mask_selection import EncryptionMaskSelector
 from fedfleet.privacy.masks import Mask, MaskKey, make_pattern
 from fedfleet.privacy.metrics import psnr, ssim
 from fedfleet.privacy.occlusion import OcclusionRegion, generate_regions, inpaint, occlude
@@ -22,13 +26,17 @@ from fedfleet.privacy.occlusion_selection import (
     train_on_occluded,
 )
 from fedfleet.privacy.selection import SelectionError
+from fedfleet.privacy.suite import AttackFigures, AttackSuite
 from fedfleet.privacy.superimpose import invert, superimpose
 
 __all__ = [
+    "AttackFigures",
+    "AttackSuite",
     "AveragingAttack",
     "EncryptionMaskSelector",
     "InverseAttack",
     "Mask",
+    "MaskChoice",
     "MaskKey",
     "MaskRule",
     "MaskScore",
@@ -45,6 +53,7 @@ __all__ = [
     "make_pattern",
     "occlude",
     "psnr",
+    "select_mask",
     "ssim",
     "superimpose",
     "train_on_occluded",

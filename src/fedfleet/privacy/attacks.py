@@ -13,6 +13,7 @@ Both follow the estimator contract: ``fit`` returns self, learned state ends in 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import torch
@@ -79,6 +80,8 @@ class InverseAttack:
         Seeds the attacker's keys, mask assignment and network, each from its own stream
         (:mod:`fedfleet.privacy.seeding`), so they are independent of the defender's draws
         under the same seed; the template's own seed is always excluded from the keys.
+    exclude : collection of int
+        Further seeds never drawn: the other victims when one attacker serves a whole family.
 
     Attributes
     ----------
@@ -96,6 +99,7 @@ class InverseAttack:
         hidden: int = 256,
         epochs: int = 5,
         random_state: int = 0,
+        exclude: Collection[int] = (),
     ) -> None:
         self.template = template
         self.kind = kind
@@ -104,6 +108,7 @@ class InverseAttack:
         self.hidden = hidden
         self.epochs = epochs
         self.random_state = random_state
+        self.exclude = exclude
 
     def fit(self, public: torch.Tensor) -> InverseAttack:
         """Train the inverse on ``public`` clear images (N, C, H, W), also the mixing pool."""
@@ -123,11 +128,11 @@ class InverseAttack:
         return self
 
     def draw_keys(self) -> list[MaskKey]:
-        """The attacker's keys: ``n_keys`` of the template's family and mode, never its seed."""
+        """The attacker's keys: ``n_keys`` of the template's family and mode, never a victim's seed."""
         t = self.template
         rng = stream(self.random_state, Stream.ATTACK_KEYS)
         return expand_keys(t.family, t.mode, self.n_keys, rng, strength=t.strength, weight=t.weight,
-                           block=t.block, exclude=(t.seed,))
+                           block=t.block, exclude=(t.seed, *self.exclude))
 
     def _fit_linear(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
         self.input_mean_ = inputs.mean(dim=0)

@@ -62,11 +62,13 @@ def _default_candidates() -> list[MaskCandidateConfig]:
 
 class MaskRuleConfig(ConfigSection):
     name: Literal["constrained", "gap"] = "constrained"
-    max_original_accuracy: float = Field(0.3, ge=0, le=1)  # original model must fail (constrained)
-    max_attack_ssim: float | None = Field(None, ge=-1, le=1)  # cap on the best attack's SSIM
+    max_original_accuracy: float = Field(0.3, ge=0, le=1)  # the best clear-image model must fail (constrained)
+    max_attack_ssim: float | None = Field(0.5, ge=-1, le=1)  # cap on the worst attack's SSIM; null: none
+    max_attacker_accuracy: float | None = Field(0.3, ge=0, le=1)  # cap on the best attacker's accuracy; null: none
+    require_qualified: bool = False  # no candidate qualifies: false takes the least bad with a warning, true exits 2
 
 
-AttackKind = Literal["average", "linear", "network"]
+AttackKind = Literal["average", "linear", "network", "known_plaintext", "invariant"]
 
 
 class MaskAttackConfig(ConfigSection):
@@ -74,6 +76,7 @@ class MaskAttackConfig(ConfigSection):
     keys: int = Field(8, ge=1)  # keys of the family the inverse attacker draws
     hidden: int = Field(256, ge=1)  # hidden units of the network attack
     epochs: int = Field(5, ge=1)  # training epochs of the network attack
+    known_pairs: int = Field(1, ge=1)  # (clear, encrypted) pairs the known-plaintext attacker holds
 
 
 class MaskJobConfig(ConfigSection):
@@ -83,6 +86,7 @@ class MaskJobConfig(ConfigSection):
     seed: int = Field(0, ge=0, lt=2**32)  # every random stream of the job derives from it
     data: MaskDataConfig = MaskDataConfig()
     model: PrivacyModelConfig = PrivacyModelConfig()
+    original_models: list[str] = Field(default_factory=lambda: ["cnn", "mlp"], min_length=2)  # clear-image models
     encrypted_training: Literal["shared", "per_mask"] = "shared"  # one model for the set, or one per mask
     candidates: list[MaskCandidateConfig] = Field(default_factory=_default_candidates, min_length=1)
     rule: MaskRuleConfig = MaskRuleConfig()

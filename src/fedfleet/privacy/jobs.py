@@ -93,7 +93,7 @@ class MaskJobResult:
     selector: EncryptionMaskSelector
     baseline: dict[str, object]  # no mask: original model on clear images
     random_index: int  # a candidate drawn at random, the reference the rule must beat
-    holdout: list[dict[str, float]]  # per candidate, both models' accuracy on held-out images
+    holdout: list[dict[str, float]]  # per candidate, encrypted and best original accuracy on held-out images
     holdout_images: int
     holdout_clear_accuracy: float | None  # original model on clear held-out images
 
@@ -109,6 +109,8 @@ class MaskJobResult:
         rows = [s.as_row() for s in self.scores]
         return {
             "target_mask": self.chosen.key.public_dict(),
+            "qualified": self.selector.qualified_,
+            "warning": self.selector.warning_,
             "chosen": rows[self.selector.target_index_],
             "random_choice": rows[self.random_index],
             "no_mask": self.baseline,
@@ -135,14 +137,17 @@ def run_mask_job(config: MaskJobConfig, progress: Progress = _quiet) -> MaskJobR
     data = load_job_data(config.data, config.seed, config.data.public_size)
     progress(f"loaded {config.data.dataset}: {len(data.train)} training, {len(data.validation)} validation images")
     progress(f"training the original and encrypted models; scoring {len(keys)} candidate masks")
-    rule = MaskRule(config.rule.name, config.rule.max_original_accuracy, config.rule.max_attack_ssim)
+    r, a = config.rule, config.attacks
+    rule = MaskRule(r.name, r.max_original_accuracy, r.max_attack_ssim, r.max_attacker_accuracy, r.require_qualified)
     selector = EncryptionMaskSelector(
-        keys, rule, model=config.model.name, epochs=config.model.epochs,
-        batch_size=config.model.batch_size, lr=config.model.lr,
-        encrypted_training=config.encrypted_training, attacks=tuple(config.attacks.kinds),
-        attack_keys=config.attacks.keys, attack_hidden=config.attacks.hidden,
-        attack_epochs=config.attacks.epochs, n_examples=config.examples, random_state=config.seed,
+        keys, rule, model=config.model.name, original_models=tuple(config.original_models),
+        epochs=config.model.epochs, batch_size=config.model.batch_size, lr=config.model.lr,
+        encrypted_training=config.encrypted_training, attacks=tuple(a.kinds), attack_keys=a.keys,
+        attack_hidden=a.hidden, attack_epochs=a.epochs, known_pairs=a.known_pairs,
+        n_examples=config.examples, random_state=config.seed,
     ).fit(data.train, data.validation, data.public)
+    if selector.warning_ is not None:
+        progress(f"warning: {selector.warning_}")
     random_index = int(stream(config.seed, Stream.RANDOM_CHOICE).integers(len(keys)))
     holdout, holdout_clear = [], None
     if len(data.holdout):

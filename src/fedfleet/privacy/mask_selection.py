@@ -4,15 +4,18 @@ The method (after US20220255724A1): the encrypted-image model learns from images
 encrypted with masks of the set, the original-image model from clear images; each
 candidate mask encrypts a validation set that both models then recognise, and the
 target mask is the one that keeps the encrypted model accurate while the original model
-fails. Recognition superimposes the target mask and runs the encrypted model. Because a
-mask that can be undone is not private, every candidate is also attacked and the rule
-can cap the best attack's reconstruction SSIM.
+fails. Recognition superimposes the target mask and runs the encrypted model.
+
+Because a mask that can be undone is not private, the rule also takes the worst case over
+the attack suite (:mod:`fedfleet.privacy.suite`): by default a candidate qualifies only if
+no attack reconstructs its images above an SSIM cap and no attacker classifier labels them
+above an accuracy cap. The original-image side is the best of several independently trained
+clear-image models, fed ciphertexts clipped to the pixel range.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -21,106 +24,26 @@ from torch import nn
 
 from fedfleet.data.datasets import ArrayDataset
 from fedfleet.errors import ConfigError
-from fedfleet.privacy.attacks import ATTACKS, run_attack
 from fedfleet.privacy.checks import check_images
+from fedfleet.privacy.mask_rule import MaskChoice, MaskRule, MaskScore, choose_mask, select_mask
 from fedfleet.privacy.masks import Mask, MaskKey, encrypt_with_any
 from fedfleet.privacy.metrics import ssim
 from fedfleet.privacy.seeding import Stream, derive_seed
-from fedfleet.privacy.selection import SelectionError, least_violating, pick_feasible
+from fedfleet.privacy.selection import SelectionError
+from fedfleet.privacy.suite import SUITE, AttackSuite
 from fedfleet.privacy.training import accuracy, predict_proba, train_classifier
 
-
-@dataclass(frozen=True)
-class MaskRule:
-    """How the target mask is chosen.
-
-    Attributes
-    ----------
-    name : {"constrained", "gap"}
-        ``constrained``: highest encrypted-model accuracy with original-model accuracy at
-        most ``max_original_accuracy``; ``gap``: largest encrypted minus original accuracy.
-    max_original_accuracy : float
-        Ceiling on the original model's accuracy on encrypted images (``constrained``).
-    max_attack_ssim : float or None
-        Ceiling on the best attack's reconstruction SSIM (both rules); None: no ceiling.
-    """
-
-    name: Literal["constrained", "gap"] = "constrained"
-    max_original_accuracy: float = 0.3
-    max_attack_ssim: float | None = None
+__all__ = ["EncryptionMaskSelector", "MaskChoice", "MaskRule", "MaskScore", "choose_mask", "clear_baseline",
+           "clipped", "select_mask"]
 
 
-@dataclass(frozen=True)
-class MaskScore:
-    """One candidate's results on the validation set."""
-
-    key: MaskKey
-    encrypted_accuracy: float  # encrypted model on encrypted images
-    original_accuracy: float  # original model on encrypted images
-    ciphertext_ssim: float  # SSIM between encrypted and clear images (looking at it)
-    attack_ssim: dict[str, float] = field(default_factory=dict)
-    attack_psnr: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def worst_attack_ssim(self) -> float:
-        """The most revealing of the ciphertext itself and every attack's reconstruction."""
-        return max([self.ciphertext_ssim, *self.attack_ssim.values()])
-
-    def as_row(self) -> dict[str, object]:
-        row: dict[str, object] = {
-            "mask": self.key.name,
-            "family": self.key.family,
-            "mode": self.key.mode,
-            "encrypted_accuracy": self.encrypted_accuracy,
-            "original_accuracy": self.original_accuracy,
-            "ciphertext_ssim": self.ciphertext_ssim,
-        }
-        for kind in self.attack_ssim:
-            row[f"{kind}_ssim"] = self.attack_ssim[kind]
-            row[f"{kind}_psnr"] = self.attack_psnr[kind]
-        row["worst_ssim"] = self.worst_attack_ssim
-        return row
-
-
-def choose_mask(scores: Sequence[MaskScore], rule: MaskRule) -> int:
-    """Index of the target mask under ``rule``.
-
-    Raises
-    ------
-    SelectionError
-        When no candidate meets the rule; the message names the closest one.
-    """
-    if not scores:
-        raise SelectionError("the mask set is empty; add candidates")
-    ssim_cap = rule.max_attack_ssim
-    leak = [0.0 if ssim_cap is None else max(0.0, s.worst_attack_ssim - ssim_cap) for s in scores]
-    if rule.name == "constrained":
-        objective = [s.encrypted_accuracy for s in scores]
-        excess = [max(0.0, s.original_accuracy - rule.max_original_accuracy) for s in scores]
-        violation = [a + b for a, b in zip(excess, leak, strict=True)]
-        limits = f"original accuracy <= {rule.max_original_accuracy:g}"
-    elif rule.name == "gap":
-        objective = [s.encrypted_accuracy - s.original_accuracy for s in scores]
-        violation = leak
-        limits = "the attack ceiling"
-    else:
-        raise ConfigError(f"unknown mask rule {rule.name!r}; choose 'constrained' or 'gap'")
-    if ssim_cap is not None:
-        limits += f", attack SSIM <= {ssim_cap:g}"
-    chosen = pick_feasible(objective, violation)
-    if chosen is None:
-        best = scores[least_violating(objective, violation)]
-        raise SelectionError(
-            f"no mask meets the rule ({limits}); the best available is {best.key.name} "
-            f"(encrypted accuracy {best.encrypted_accuracy:.3f}, original accuracy "
-            f"{best.original_accuracy:.3f}, worst attack SSIM {best.worst_attack_ssim:.3f}); "
-            "relax the rule or add candidates"
-        )
-    return chosen
+def clipped(images: torch.Tensor) -> torch.Tensor:
+    """Images clipped to the valid pixel range [0, 1]: what a clear-image model is fed."""
+    return images.clamp(0.0, 1.0)
 
 
 class EncryptionMaskSelector:
-    """Train the two recognition models, score a mask set and choose the target mask.
+    """Train the recognition models, score and attack a mask set, and choose the target mask.
 
     Parameters
     ----------
@@ -129,16 +52,20 @@ class EncryptionMaskSelector:
     rule : MaskRule
         The selection rule.
     model : str
-        Recognition model name (see :func:`fedfleet.models.build_model`).
+        Encrypted-image model name (see :func:`fedfleet.models.build_model`).
+    original_models : sequence of str
+        Architectures of the clear-image (original) models, each trained with its own seed;
+        a candidate's original accuracy is the best of them.
     epochs, batch_size, lr : int, int, float
-        Training settings of both recognition models.
+        Training settings of every recognition model.
     encrypted_training : {"shared", "per_mask"}
         ``shared``: one encrypted model trained on images each encrypted with a random
         mask of the set; ``per_mask``: one encrypted model per candidate.
     attacks : sequence of str
-        Attacks run against every candidate: any of "average", "linear", "network".
-    attack_keys, attack_hidden, attack_epochs : int
-        Keys drawn by the inverse attacker, and its network's width and epochs.
+        Attacks of the suite run against every candidate (:data:`fedfleet.privacy.suite.SUITE`).
+    attack_keys, attack_hidden, attack_epochs, known_pairs : int
+        Keys drawn by the inverse attacker, its network's width and epochs, and the
+        known-plaintext attacker's pairs.
     n_examples : int
         Validation images whose encryptions and reconstructions are kept for figures.
     random_state : int
@@ -150,18 +77,27 @@ class EncryptionMaskSelector:
     ----------
     masks_ : list of Mask
         Regenerated candidate masks.
+    original_models_ : list of nn.Module
+        Models trained on clear images, one per ``original_models`` entry.
     original_model_ : nn.Module
-        Model trained on clear images.
+        The first of them (the clear-image reference).
     encrypted_models_ : list of nn.Module
         Encrypted-image model used for each candidate (the same object when shared).
+    suite_ : AttackSuite
+        The fitted attack suite.
     scores_ : list of MaskScore
         Per-candidate validation results.
     target_index_ : int
         Index of the chosen mask.
     target_ : Mask
         The chosen mask.
+    qualified_ : bool
+        Whether the chosen mask meets the rule (False: it is the least bad).
+    warning_ : str or None
+        Why the chosen mask does not qualify; None when it does.
     examples_ : list of dict
-        Per candidate, (n_examples, C, H, W) tensors "clear", "encrypted" and one per attack.
+        Per candidate, (n_examples, C, H, W) tensors "clear", "encrypted" and one per
+        reconstructing attack.
     """
 
     def __init__(
@@ -170,20 +106,23 @@ class EncryptionMaskSelector:
         rule: MaskRule | None = None,
         *,
         model: str = "cnn",
+        original_models: Sequence[str] = ("cnn", "mlp"),
         epochs: int = 3,
         batch_size: int = 64,
         lr: float = 1e-3,
         encrypted_training: Literal["shared", "per_mask"] = "shared",
-        attacks: Sequence[str] = ("average", "linear"),
+        attacks: Sequence[str] = SUITE,
         attack_keys: int = 8,
         attack_hidden: int = 256,
         attack_epochs: int = 5,
+        known_pairs: int = 1,
         n_examples: int = 8,
         random_state: int = 0,
     ) -> None:
         self.keys = keys
         self.rule = rule
         self.model = model
+        self.original_models = original_models
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -192,11 +131,13 @@ class EncryptionMaskSelector:
         self.attack_keys = attack_keys
         self.attack_hidden = attack_hidden
         self.attack_epochs = attack_epochs
+        self.known_pairs = known_pairs
         self.n_examples = n_examples
         self.random_state = random_state
 
     def _train(
-        self, data: ArrayDataset, masks: Sequence[Mask] | None, seed: int, tag: Stream, index: int = 0
+        self, data: ArrayDataset, masks: Sequence[Mask] | None, seed: int, tag: Stream, index: int = 0,
+        model: str | None = None,
     ) -> nn.Module:
         """Train one model; its weights, batch order and mask assignment have their own streams."""
         transform = None
@@ -204,12 +145,18 @@ class EncryptionMaskSelector:
             assignment = derive_seed(seed, Stream.ENCRYPTED_ASSIGNMENT, index)
             transform = encrypt_with_any(masks, torch.Generator().manual_seed(assignment))
         return train_classifier(
-            data, self.model, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+            data, model or self.model, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
             transform=transform, seed=derive_seed(seed, tag, index),
         )
 
+    def _original_accuracies(self, encrypted: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        """Each clear-image model's accuracy on ``encrypted`` clipped to the pixel range."""
+        valid = clipped(encrypted)
+        return {name: accuracy(model, valid, labels)
+                for name, model in zip(self.original_names_, self.original_models_, strict=True)}
+
     def fit(self, train: ArrayDataset, validation: ArrayDataset, public: ArrayDataset) -> EncryptionMaskSelector:
-        """Train both models on ``train``, score candidates on ``validation``, choose the target.
+        """Train the models on ``train``, score and attack candidates on ``validation``, choose the target.
 
         Parameters
         ----------
@@ -218,27 +165,35 @@ class EncryptionMaskSelector:
         validation : ArrayDataset
             Images the candidates are scored (and attacked) on.
         public : ArrayDataset
-            Public images: the mixing pool of the ``mix`` family and the attacker's data.
+            Labelled public images: the mixing pool of the ``mix`` family and the attacker's data.
 
         Raises
         ------
         DataError
             For non-finite pixels or images whose shape differs from the masks'.
         SelectionError
-            When no candidate meets the rule (naming the best available).
+            When no candidate meets a rule with ``require_qualified`` (naming the best available).
         """
-        unknown = sorted(set(self.attacks) - set(ATTACKS))
-        if unknown:
-            raise ConfigError(f"unknown attack(s) {unknown}; choose from: {', '.join(ATTACKS)}")
         if self.encrypted_training not in ("shared", "per_mask"):
             raise ConfigError(f"unknown encrypted_training {self.encrypted_training!r}; use shared or per_mask")
+        if not self.original_models:
+            raise ConfigError("original_models is empty; name at least one clear-image model (two or more advised)")
+        rule = self.rule or MaskRule()
         shape = train.input_shape
         check_images(train.x)
         check_images(validation.x, shape)
         check_images(public.x, shape)
+        self.suite_ = AttackSuite(
+            self.attacks, n_keys=self.attack_keys, hidden=self.attack_hidden, epochs=self.attack_epochs,
+            known_pairs=self.known_pairs, random_state=self.random_state,
+        ).fit(public.x, public.y, self.keys)
         self.masks_ = [Mask.from_key(key, shape, public.x) for key in self.keys]
         seed = self.random_state
-        self.original_model_ = self._train(train, None, seed, Stream.ORIGINAL_MODEL)
+        names = list(self.original_models)
+        self.original_names_ = [name if names.count(name) == 1 else f"{name}{i}" for i, name in enumerate(names)]
+        self.original_models_ = [self._train(train, None, seed, Stream.ORIGINAL_MODEL, i, name)
+                                 for i, name in enumerate(names)]
+        self.original_model_ = self.original_models_[0]
         if self.encrypted_training == "shared":
             self.encrypted_models_ = [self._train(train, self.masks_, seed, Stream.ENCRYPTED_MODEL)] * len(self.masks_)
         else:
@@ -249,36 +204,38 @@ class EncryptionMaskSelector:
         self.scores_, self.examples_ = [], []
         for mask, encrypted_model in zip(self.masks_, self.encrypted_models_, strict=True):
             encrypted = mask.apply(clear)
-            examples = {"clear": clear[shown], "encrypted": encrypted[shown]}
-            attack_ssim, attack_psnr = {}, {}
-            for kind in self.attacks:
-                outcome = run_attack(
-                    kind, mask, clear, public.x, n_keys=self.attack_keys, hidden=self.attack_hidden,
-                    epochs=self.attack_epochs, random_state=seed,
-                )
-                attack_ssim[kind], attack_psnr[kind] = outcome.ssim, outcome.psnr
-                examples[kind] = outcome.reconstruction[shown]
+            figures = self.suite_.evaluate(mask, clear, labels)
+            originals = self._original_accuracies(encrypted, labels)
             self.scores_.append(MaskScore(
                 key=mask.key,
                 encrypted_accuracy=accuracy(encrypted_model, encrypted, labels),
-                original_accuracy=accuracy(self.original_model_, encrypted, labels),
-                ciphertext_ssim=float(ssim(encrypted.clamp(0, 1), clear).mean()),
-                attack_ssim=attack_ssim,
-                attack_psnr=attack_psnr,
+                original_accuracy=max(originals.values()),
+                ciphertext_ssim=float(ssim(clipped(encrypted), clear).mean()),
+                attack_ssim=figures.ssim,
+                attack_psnr=figures.psnr,
+                original_accuracies=originals,
+                attacker_accuracy=figures.accuracy,
             ))
-            self.examples_.append(examples)
-        self.target_index_ = choose_mask(self.scores_, self.rule or MaskRule())
+            self.examples_.append({"clear": clear[shown], "encrypted": encrypted[shown],
+                                   **{kind: image[shown] for kind, image in figures.reconstructions.items()}})
+        choice = select_mask(self.scores_, rule)
+        if not choice.qualified and rule.require_qualified:
+            raise SelectionError(f"{choice.message}; relax the rule, add candidates or set "
+                                 "rule.require_qualified=false to accept it with a warning")
+        self.target_index_ = choice.index
+        self.qualified_ = choice.qualified
+        self.warning_ = None if choice.qualified else f"{choice.message}; it is used although it does not qualify"
         self.target_ = self.masks_[self.target_index_]
         return self
 
     def accuracies(self, data: ArrayDataset) -> list[dict[str, float]]:
-        """Per candidate, both models' accuracy on ``data`` encrypted with that candidate."""
+        """Per candidate, the encrypted model's and the best clear-image model's accuracy on ``data``."""
         check_images(data.x, self.masks_[0].shape)
         rows = []
         for mask, encrypted_model in zip(self.masks_, self.encrypted_models_, strict=True):
             encrypted = mask.apply(data.x)
             rows.append({"encrypted_accuracy": accuracy(encrypted_model, encrypted, data.y),
-                         "original_accuracy": accuracy(self.original_model_, encrypted, data.y)})
+                         "original_accuracy": max(self._original_accuracies(encrypted, data.y).values())})
         return rows
 
     def transform(self, images: torch.Tensor) -> torch.Tensor:

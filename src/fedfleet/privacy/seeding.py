@@ -35,3 +35,4 @@ class Stream(IntEnum):
     TARGET_MODEL = 12  # the occlusion job's target model (and, for a fair comparison, the retrained one)
     MODEL_INIT = 13  # inside train_classifier: initial weights
     BATCH_ORDER = 14  # inside train_classifier: mini-batch order
+    KNOWN_PAIRS = 15  # which public images the known-plaintext attacker holds in the clear and encrypted
