@@ -70,3 +70,12 @@ def test_corrupt_bytes_are_rejected() -> None:
         SerializingChannel().decode(b"\x00garbage")
     with pytest.raises(UpdateRejected, match="expected bytes"):
         SerializingChannel().decode("text")
+
+
+def test_byte_messages_are_counted_and_must_be_bytes() -> None:
+    channel = IdentityChannel()
+    assert channel.send_bytes(b"abc", "up", "m") == b"abc"
+    channel.send_bytes(b"", "down", "m")
+    assert (channel.bytes_up, channel.bytes_down, channel.messages_up, channel.messages_down) == (3, 0, 1, 1)
+    with pytest.raises(UpdateRejected, match="PSI setup from party 1 is str, expected bytes"):
+        channel.send_bytes("abc", "up", "PSI setup from party 1")  # type: ignore[arg-type]

@@ -36,6 +36,10 @@ def test_vertical_writes_the_run_directory(tmp_path: Path, capsys: pytest.Captur
     assert summary["certified_bound"] == pytest.approx(4.0, rel=1e-5)
     assert all(check["bound_holds"] == 1.0 for check in summary["lipschitz_check"].values())
     assert summary["alignment"]["train"]["overlap"] < summary["alignment"]["train"]["party_rows"][0]
+    assert summary["alignment_method"] == "psi"
+    assert summary["alignment_bytes_up"] == sum(summary["alignment"][s]["bytes_up"] for s in ("train", "test")) > 0
+    assert summary["bytes_up"] > summary["alignment_bytes_up"] > 0
+    assert summary["bytes_down"] > summary["alignment_bytes_down"] > 0
     assert {row["attack"] for row in summary["robustness"]["attacks"]} == {"noise", "pgd", "scale"}
     assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 1, 2]
     assert load_vertical_config(run / "config.yaml").train.epochs == 2
@@ -50,6 +54,8 @@ def test_vertical_writes_the_run_directory(tmp_path: Path, capsys: pytest.Captur
         ("train.lr=-1", "train.lr"),
         ("robustness.corruption_fractions=[0]", "corruption_fractions must lie in (0, 1]"),
         ("robustness.pgd=[-0.1]", "must be >= 0"),
+        ("alignment.method=md5", "alignment.method"),
+        ("alignment.reveal=size", "only the counts were revealed"),
     ],
 )
 def test_bad_config_is_a_one_line_error(override: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,8 +1,9 @@
 """The link between parties: tensors go through bytes, are counted, and are validated.
 
 Every embedding (passive -> active, "up") and every gradient (active -> passive, "down")
-passes through a channel. :class:`SerializingChannel` encodes tensors with safetensors so
-that a network transport can replace it without touching the training code;
+passes through a channel, and so does every byte message (the alignment protocol's).
+:class:`SerializingChannel` encodes tensors with safetensors so that a network transport
+can replace it without touching the training code;
 :class:`IdentityChannel` hands tensors over unchanged (same validation and accounting),
 for testing that serialisation changes nothing.
 """
@@ -54,7 +55,7 @@ class Channel(ABC):
     bytes_up, bytes_down : int
         Payload bytes sent passive -> active and active -> passive so far.
     messages_up, messages_down : int
-        Number of tensors sent each way.
+        Number of messages (tensors and byte messages) sent each way.
     """
 
     def __init__(self) -> None:
@@ -93,15 +94,31 @@ class Channel(ABC):
             If the received tensor has the wrong shape or dtype, or is not finite.
         """
         message, size = self.encode(tensor.detach())
+        self._count(size, direction)
+        received = self.decode(message)
+        spec.check(received, what)
+        return received
+
+    def send_bytes(self, message: bytes, direction: Direction, what: str) -> bytes:
+        """Send a byte message one way, counted like a tensor; return what the receiver gets.
+
+        Raises
+        ------
+        UpdateRejected
+            If ``message`` is not bytes.
+        """
+        if not isinstance(message, bytes):
+            raise UpdateRejected(f"{what} is {type(message).__name__}, expected bytes")
+        self._count(len(message), direction)
+        return bytes(message)
+
+    def _count(self, size: int, direction: Direction) -> None:
         if direction == "up":
             self.bytes_up += size
             self.messages_up += 1
         else:
             self.bytes_down += size
             self.messages_down += 1
-        received = self.decode(message)
-        spec.check(received, what)
-        return received
 
 
 class SerializingChannel(Channel):

@@ -21,7 +21,15 @@ class VerticalDataConfig(ConfigSection):
 
 
 class AlignmentConfig(ConfigSection):
-    salt: str = Field("fedfleet-vertical", min_length=1)  # shared secret mixed into ID hashes
+    method: Literal["psi", "hash"] = "psi"  # psi: ECDH private set intersection; hash: insecure fast mode
+    reveal: Literal["intersection", "size"] = "intersection"  # size: parties learn only the overlap count
+    salt: str = Field("fedfleet-vertical", min_length=1)  # orders the common samples; hash mode hashes with it
+
+    @model_validator(mode="after")
+    def _size_needs_psi(self) -> AlignmentConfig:
+        if self.reveal == "size" and self.method != "psi":
+            raise ValueError("alignment.reveal=size needs alignment.method=psi (hashing shows every digest)")
+        return self
 
 
 class VerticalModelConfig(ConfigSection):

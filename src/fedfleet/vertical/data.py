@@ -15,13 +15,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 
 from fedfleet.data.datasets import load_dataset
 from fedfleet.errors import ConfigError
-from fedfleet.vertical.alignment import Alignment, align_ids
+from fedfleet.vertical.alignment import Alignment, hash_align
+from fedfleet.vertical.channel import Channel, SerializingChannel
+from fedfleet.vertical.psi import psi_align
 
 VERTICAL_DATASETS = ("fashion_mnist", "digits", "breast_cancer")
 
@@ -44,9 +47,18 @@ class VerticalSplit:
     tables: tuple[PartyTable, ...]
     labels: torch.Tensor
 
-    def align(self, salt: str) -> tuple[list[torch.Tensor], torch.Tensor, Alignment]:
-        """Align the parties on salted IDs: (features per party, labels, alignment)."""
-        alignment = align_ids([table.ids for table in self.tables], salt)
+    def align(
+        self, salt: str, method: Literal["psi", "hash"] = "psi", channel: Channel | None = None
+    ) -> tuple[list[torch.Tensor], torch.Tensor, Alignment]:
+        """Align the parties on their IDs: (features per party, labels, alignment).
+
+        ``method`` is "psi" (private set intersection) or "hash" (salted hashes, insecure);
+        the messages go through ``channel`` (a new :class:`SerializingChannel` if omitted).
+        """
+        party_ids = [table.ids for table in self.tables]
+        channel = channel or SerializingChannel()
+        align = psi_align if method == "psi" else hash_align
+        alignment = align(party_ids, salt, channel)
         xs = [table.x[torch.from_numpy(rows)] for table, rows in zip(self.tables, alignment.rows, strict=True)]
         return xs, self.labels[torch.from_numpy(alignment.rows[0])], alignment
 

@@ -18,14 +18,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from fedfleet.errors import ConfigError
 from fedfleet.models import build_model
 from fedfleet.threads import torch_threads
+from fedfleet.vertical.alignment import Alignment
 from fedfleet.vertical.attacks import Corruption, gaussian_noise, pgd, scaled
 from fedfleet.vertical.certify import certified_accuracy, empirical_lipschitz, pairwise_certified_accuracy
+from fedfleet.vertical.channel import Channel, SerializingChannel
 from fedfleet.vertical.config import RobustnessConfig, VerticalConfig
-from fedfleet.vertical.data import load_vertical
+from fedfleet.vertical.data import VerticalData, load_vertical
 from fedfleet.vertical.model import SplitModel
 from fedfleet.vertical.parties import sgd
+from fedfleet.vertical.psi import psi_overlap_sizes
 from fedfleet.vertical.trainer import VerticalClassifier, batch_order, evaluate
 
 Progress = Callable[[str], None]
@@ -135,6 +139,32 @@ def attack_curves(
     return rows, certified, unit
 
 
+def align_splits(
+    config: VerticalConfig, data: VerticalData
+) -> tuple[list[torch.Tensor], torch.Tensor, list[torch.Tensor], torch.Tensor, dict[str, tuple[Alignment, Channel]]]:
+    """Align the training and the test split as ``config.alignment`` says, each over its own channel.
+
+    Returns (train features, train labels, test features, test labels, {split: (alignment, channel)}).
+
+    Raises
+    ------
+    ConfigError
+        With ``alignment.reveal=size``, after the size-only protocol: the parties then know
+        how many samples they share, but not which, so there is nothing to train on.
+    """
+    settings = config.alignment
+    if settings.reveal == "size":
+        sizes = psi_overlap_sizes([table.ids for table in data.train.tables], SerializingChannel())
+        raise ConfigError(
+            f"alignment.reveal=size: the passive parties share {sizes} training samples with the active party, "
+            "but only the counts were revealed, so there is nothing to train on; set alignment.reveal=intersection"
+        )
+    channels = {"train": SerializingChannel(), "test": SerializingChannel()}
+    xs, y, train = data.train.align(settings.salt, settings.method, channels["train"])
+    xt, yt, test = data.test.align(settings.salt, settings.method, channels["test"])
+    return xs, y, xt, yt, {"train": (train, channels["train"]), "test": (test, channels["test"])}
+
+
 def run_study(config: VerticalConfig, progress: Progress = lambda message: None) -> StudyResult:
     """Run everything ``config`` asks for (see the module docstring) with ``train.threads``."""
     with torch_threads(config.train.threads):
@@ -146,8 +176,8 @@ def _run_study(config: VerticalConfig, progress: Progress) -> StudyResult:
     data_cfg = config.data
     data = load_vertical(data_cfg.dataset, data_cfg.num_parties, data_cfg.columns_per_party,
                          data_cfg.overlap, data_cfg.max_train, data_cfg.max_test, config.seed, data_cfg.root)
-    xs, y, train_alignment = data.train.align(config.alignment.salt)
-    xt, yt, test_alignment = data.test.align(config.alignment.salt)
+    xs, y, xt, yt, alignments = align_splits(config, data)
+    train_alignment, test_alignment = alignments["train"][0], alignments["test"][0]
     num_classes = len(data.classes)
     progress(f"aligned {train_alignment.overlap} training and {test_alignment.overlap} test samples "
              f"over {len(xs)} parties (features {list(data.feature_dims)})")
@@ -196,6 +226,8 @@ def _run_study(config: VerticalConfig, progress: Progress) -> StudyResult:
                                       "accuracy": corrupted.score(xt, yt)})
 
     main = estimators[LIPSCHITZ]
+    alignment_up = sum(channel.bytes_up for _, channel in alignments.values())
+    alignment_down = sum(channel.bytes_down for _, channel in alignments.values())
     result.model = main.model_
     result.summary = {
         "final_accuracy": accuracy[LIPSCHITZ],
@@ -207,9 +239,13 @@ def _run_study(config: VerticalConfig, progress: Progress) -> StudyResult:
         "certified_bound": main.certified_bound_,
         "passive_embedding_norm": embedding_norms,
         "lipschitz_check": checks,
-        "alignment": {"train": train_alignment.summary(), "test": test_alignment.summary()},
-        "bytes_up": main.channel_.bytes_up,
-        "bytes_down": main.channel_.bytes_down,
+        "alignment": {split: {**alignment.summary(), "bytes_up": channel.bytes_up, "bytes_down": channel.bytes_down}
+                      for split, (alignment, channel) in alignments.items()},
+        "alignment_method": config.alignment.method,
+        "alignment_bytes_up": alignment_up,
+        "alignment_bytes_down": alignment_down,
+        "bytes_up": main.channel_.bytes_up + alignment_up,
+        "bytes_down": main.channel_.bytes_down + alignment_down,
         "feature_dims": list(data.feature_dims),
         "eval_samples": n_eval,
     }
