@@ -204,6 +204,24 @@ class BackendConfig(ConfigSection):
         raise ValueError("must be a whole number of processes (1 or more) or 'auto'")
 
 
+class PruningConfig(ConfigSection):
+    """Structured filter pruning while the federation trains (docs/pruning.md)."""
+
+    enabled: bool = False
+    # adaptive: FedAP's per-layer rates, adjusted by validation accuracy; uniform: every conv layer at
+    # target_rate at once; magnitude: unstructured, the smallest weights zeroed (a reference: no speed-up)
+    method: Literal["adaptive", "uniform", "magnitude"] = "adaptive"
+    start_round: int = Field(5, ge=1)  # the round after which the first layer is pruned
+    target_rate: float = Field(0.5, gt=0, lt=1)  # model-level rate: adaptive's weight quantile; uniform's per layer
+    delta: float = Field(0.01, ge=0, le=1)  # largest validation accuracy drop a layer's pruning may cost
+    step: float = Field(0.1, gt=0, lt=1)  # how much a layer's rate falls after a drop larger than delta
+    max_rate: float = Field(0.8, gt=0, lt=1)  # no conv layer loses more than this share of its filters
+    recovery_rounds: int = Field(2, ge=1)  # rounds of training before a pruned layer is judged
+    importance: Literal["l1", "hrank"] = "l1"  # filter ranking: weight L1 norm, or feature-map rank (HRank)
+    try_higher: bool = False  # after a layer keeps its rate, try rate + step (up to max_rate) once more
+    validation_fraction: float = Field(0.1, gt=0, lt=1)  # share of the test set the server holds out to judge
+
+
 class RunConfig(ConfigSection):
     """The whole run: every section has defaults; see configs/default.yaml."""
 
@@ -217,6 +235,7 @@ class RunConfig(ConfigSection):
     validation: ValidationConfig = ValidationConfig()
     aggregator: AggregatorConfig = AggregatorConfig()
     backend: BackendConfig = BackendConfig()
+    pruning: PruningConfig = PruningConfig()
     checkpoint_every: int = Field(10, ge=0)  # rounds between checkpoints; 0 disables
 
     @model_validator(mode="after")
@@ -239,6 +258,9 @@ class RunConfig(ConfigSection):
                               f"of {', '.join(ASYNC_STRATEGY_KEYS)}")
         if self.train.mode == "sync" and is_async:
             raise ConfigError(f"strategy {self.strategy.name!r} is asynchronous; set train.mode=async")
+        if self.pruning.enabled and self.train.mode == "async":
+            raise ConfigError("pruning.enabled needs train.mode=sync: an asynchronous run has updates in flight "
+                              "for the old architecture whenever the server would prune")
         faulty = self.fleet.failure_rate > 0 or self.fleet.dropout is not None or self.fleet.trace is not None
         if self.train.mode == "sync" and faulty and self.train.deadline_s is None and self.train.task_timeout_s is None:
             raise ConfigError("a sync round with failing or vanishing devices would wait forever; "

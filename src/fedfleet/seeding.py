@@ -23,6 +23,8 @@ class EngineStream(IntEnum):
     FLEET = 0xF1EE7  # device speeds and bandwidths
     MULTIJOB = 105  # each job's own seed in a multi-job run (one sub-stream per job)
     SCHEDULER = 106  # a multi-job scheduling policy's own randomness (its network's initial weights)
+    VALIDATION = 107  # the test samples the server holds out to judge its own changes (pruning)
+    PRUNING = 108  # a pruning method's own randomness (HRank's image sample)
 
 
 def stream(seed: int, tag: int, *more: int) -> np.random.Generator:

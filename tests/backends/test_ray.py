@@ -61,3 +61,11 @@ def test_an_actor_dying_mid_round_loses_no_update(tmp_path):
     finally:
         backend.close()
     assert (tmp_path / "died").exists()
+
+
+def test_a_pruned_run_on_ray_equals_the_local_run(digits_config):
+    digits_config |= {"model": {"name": "cnn"}, "pruning": {"enabled": True, "method": "uniform", "start_round": 2}}
+    local = run_simulation(load_config(digits_config | {"backend": {"workers": 1}}))
+    on_ray = run_simulation(load_config(digits_config | {"backend": {"name": "ray", "workers": 2}}))
+    assert on_ray.summary["model_params"] < on_ray.history[0]["model_params"]
+    assert without_wall_time(on_ray.history) == without_wall_time(local.history)

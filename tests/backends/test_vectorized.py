@@ -66,3 +66,13 @@ def test_a_vectorised_run_matches_the_sequential_run(digits_config):
     for ours, theirs in zip(vectorised.model.parameters(), sequential.model.parameters(), strict=True):
         assert torch.allclose(ours, theirs, atol=1e-4, rtol=0)
     assert [r["test_accuracy"] for r in vectorised.history] == [r["test_accuracy"] for r in sequential.history]
+
+
+def test_a_pruned_model_is_vectorised_too(digits_config):
+    digits_config |= {"model": {"name": "cnn"}, "pruning": {"enabled": True, "method": "uniform", "start_round": 1}}
+    digits_config["train"].update(rounds=3, lr=0.02)  # two rounds on the pruned model; a stable step size
+    sequential = run_simulation(load_config(digits_config | {"backend": {"workers": 1}}))
+    vectorised = run_simulation(load_config(digits_config | {"backend": {"vectorize": True}}))
+    assert vectorised.summary["params_reduction"] > 0.4
+    for ours, theirs in zip(vectorised.model.parameters(), sequential.model.parameters(), strict=True):
+        assert ours.shape == theirs.shape and torch.allclose(ours, theirs, atol=1e-5, rtol=0)

@@ -38,6 +38,15 @@ def test_time_without_fluctuation_is_download_plus_compute_plus_upload():
     assert seconds == pytest.approx(megabits / 10.0 + 300 * 2 / 100.0 + megabits / 2.0)
 
 
+@given(st.floats(0.05, 1.0), st.integers(0, 2**32 - 1))
+def test_compute_scale_scales_compute_alone(scale, seed):
+    device = DeviceProfile(0, speed=100.0, uplink_mbps=2.0, downlink_mbps=10.0, availability=1.0)
+    full = TimeModel(0.3).phases(device, 300, 2, 5000, np.random.default_rng(seed))
+    scaled = TimeModel(0.3).phases(device, 300, 2, 5000, np.random.default_rng(seed), compute_scale=scale)
+    assert scaled[0] == full[0] and scaled[2] == full[2]
+    assert scaled[1] == pytest.approx(full[1] * scale)
+
+
 @given(st.floats(0.01, 2.0), st.integers(0, 2**32 - 1))
 def test_fluctuation_only_slows_compute_down(fluctuation, seed):
     device = DeviceProfile(0, speed=100.0, uplink_mbps=2.0, downlink_mbps=10.0, availability=1.0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from torch import nn
+
 from fedfleet.data.datasets import ArrayDataset
 from fedfleet.fl.client import LocalTrainer
 from fedfleet.fl.messages import ClientUpdate, TrainTask
@@ -29,3 +31,6 @@ class LocalBackend:
 
     def close(self) -> None:
         """Nothing to release: training ran in this process."""
+
+    def set_model(self, model: nn.Module) -> None:
+        self.trainer = LocalTrainer(model, self.trainer.loss_fn)

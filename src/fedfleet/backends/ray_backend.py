@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from fedfleet.backends.workers import (
     MAX_RESTARTS,
@@ -142,6 +143,16 @@ class RayBackend:
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
+
+    def set_model(self, model: nn.Module) -> None:
+        """Train on ``model`` from now on: the actors are replaced (the client data stay in the object store)."""
+        if self._actors:
+            ray = _ray()
+            if ray.is_initialized():
+                for actor in self._actors:
+                    ray.kill(actor)
+            self._actors = []
+        self.trainer = LocalTrainer(model, self.trainer.loss_fn)
 
     def _submit(self, slot: int, arrays_ref: Any, jobs: list[Job]) -> Any:
         client_ids = {job[2] for job in jobs}

@@ -69,6 +69,11 @@ class VectorizedBackend:
     def close(self) -> None:
         self.fallback.close()
 
+    def set_model(self, model: nn.Module) -> None:
+        self.trainer = LocalTrainer(model, self.trainer.loss_fn)
+        self._model_reason = self._model_unsupported()
+        self.fallback.set_model(model)
+
     def _model_unsupported(self) -> str | None:
         model = self.trainer.model
         if any(True for _ in model.buffers()):

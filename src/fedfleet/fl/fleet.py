@@ -80,9 +80,10 @@ class TimeModel:
         epochs: int,
         num_params: int,
         rng: np.random.Generator,
+        compute_scale: float = 1.0,
     ) -> float:
         """Seconds from sending the model to receiving the update."""
-        download, compute, upload = self.phases(device, num_samples, epochs, num_params, rng)
+        download, compute, upload = self.phases(device, num_samples, epochs, num_params, rng, compute_scale)
         return download + compute + upload
 
     def phases(
@@ -92,11 +93,16 @@ class TimeModel:
         epochs: int,
         num_params: int,
         rng: np.random.Generator,
+        compute_scale: float = 1.0,
     ) -> tuple[float, float, float]:
-        """(download, compute, upload) seconds of one update; one draw from ``rng``."""
+        """(download, compute, upload) seconds of one update; one draw from ``rng``.
+
+        ``compute_scale`` is the model's training cost relative to the one ``device.speed`` was
+        measured on (a pruned model's share of the original's training FLOPs).
+        """
         megabits = num_params * BYTES_PER_PARAM * 8 / 1e6
         stretch = 1.0 + self.fluctuation * rng.exponential(1.0)
-        compute = num_samples * epochs / device.speed * stretch
+        compute = num_samples * epochs * compute_scale / device.speed * stretch
         download, upload = megabits / device.downlink_mbps, megabits / device.uplink_mbps
         if not math.isfinite(download + compute + upload):  # e.g. fleet.base_speed=1e-320
             raise ConfigError(

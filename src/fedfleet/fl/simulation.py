@@ -12,7 +12,7 @@ from torch import nn
 
 from fedfleet.backends.build import build_backend
 from fedfleet.config import RunConfig, load_config
-from fedfleet.errors import CheckpointError
+from fedfleet.errors import CheckpointError, ConfigError
 from fedfleet.fl.async_runner import AsyncRunner
 from fedfleet.fl.backend import ClientHook
 from fedfleet.fl.callbacks import Callback
@@ -22,6 +22,7 @@ from fedfleet.fl.federated_data import FederatedData, build_federated_data
 from fedfleet.fl.fleet import TimeModel, make_fleet
 from fedfleet.fl.run_dir import CONFIG_FILE, RunDirectory, prepare_new_run_dir
 from fedfleet.fl.selection import RandomSelector, Selector
+from fedfleet.fl.server_hooks import ServerHook
 from fedfleet.fl.strategies import Strategy, build_strategy, with_aggregator
 from fedfleet.fl.sync_runner import RunnerParts, SyncRunner
 from fedfleet.models import build_model
@@ -63,12 +64,19 @@ def build_runner(
     selector: Selector | None = None,
     callbacks: Sequence[Callback] = (),
     client_hooks: Sequence[ClientHook] = (),
+    server_hooks: Sequence[ServerHook] = (),
 ) -> SyncRunner | AsyncRunner:
-    """Assemble the runner of ``config.train.mode``; any part left as None is built from ``config``."""
+    """Assemble the runner of ``config.train.mode``; any part left as None is built from ``config``.
+
+    With ``pruning.enabled`` the server holds out ``pruning.validation_fraction`` of the test set
+    (unless ``data`` already has a validation part) and a pruning hook runs after ``server_hooks``.
+    """
     data = data or build_federated_data(config.data, config.seed)
     if model is None:
         torch.manual_seed(config.seed)
         model = build_model(config.model.name, data.input_shape, data.num_classes)
+    if config.pruning.enabled:
+        data, server_hooks = _with_pruning(config, data, model, server_hooks)
     parts = RunnerParts(
         model=model,
         data=data,
@@ -79,6 +87,7 @@ def build_runner(
         time_model=TimeModel(config.fleet.fluctuation),
         callbacks=callbacks,
         client_hooks=client_hooks,
+        server_hooks=server_hooks,
     )
     run_dir = RunDirectory(out_dir) if out_dir is not None else None
     if run_dir:
@@ -87,6 +96,21 @@ def build_runner(
     if config.train.mode == "async":
         return AsyncRunner(config, parts, run_dir, availability)
     return SyncRunner(config, parts, run_dir, availability)
+
+
+def _with_pruning(config: RunConfig, data: FederatedData, model: nn.Module, hooks: Sequence[ServerHook],
+                  ) -> tuple[FederatedData, list[ServerHook]]:
+    """The data with the server's validation part, and the hooks with the pruning hook appended."""
+    from fedfleet.pruning.controller import PruningHook  # pruning builds on the engine; imported when used
+
+    if not isinstance(model, nn.Sequential):
+        raise ConfigError(f"pruning.enabled needs an nn.Sequential model; {config.model.name!r} is a "
+                          f"{type(model).__name__}")
+    if data.validation is None:
+        data = data.with_validation(config.pruning.validation_fraction, config.seed)
+    assert data.validation is not None
+    hook = PruningHook(config.pruning, model, data.validation, config.seed, config.train.eval_batch_size)
+    return data, [*hooks, hook]
 
 
 def run_simulation(
@@ -112,7 +136,7 @@ def run_simulation(
     overwrite : bool
         Let ``out_dir`` hold an earlier run, whose files are deleted first.
     **parts :
-        ``strategy``, ``selector``, ``callbacks``, ``client_hooks`` (see :func:`build_runner`).
+        ``strategy``, ``selector``, ``callbacks``, ``client_hooks``, ``server_hooks`` (see :func:`build_runner`).
     """
     if out_dir is not None:
         prepare_new_run_dir(out_dir, overwrite)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from fedfleet.config import RunConfig
+from fedfleet.errors import CheckpointError
 from fedfleet.fl.backend import Backend, ClientHook
 from fedfleet.fl.callbacks import Callback
 from fedfleet.fl.checkpoint import RunState, run_fingerprint, save_checkpoint
@@ -25,6 +26,7 @@ from fedfleet.fl.messages import ClientUpdate, LocalTrainingPlan, TrainTask
 from fedfleet.fl.params import get_flat, set_flat
 from fedfleet.fl.run_dir import RunDirectory
 from fedfleet.fl.selection import Selector
+from fedfleet.fl.server_hooks import ModelReplacement, ServerHook
 from fedfleet.fl.strategies import FederationInfo, Strategy
 from fedfleet.fl.validation import Rejection, ServerKnowledge, ValidationHistory, validate_updates
 from fedfleet.seeding import EngineStream, stream
@@ -65,6 +67,7 @@ class RunnerParts:
     time_model: TimeModel
     callbacks: Sequence[Callback] = ()
     client_hooks: Sequence[ClientHook] = ()
+    server_hooks: Sequence[ServerHook] = ()
 
 
 @dataclass
@@ -137,9 +140,23 @@ class SyncRunner:
         self.state = initial_state(config, get_flat(parts.model), ("dropped",), {})
 
     def resume_from(self, state: RunState) -> None:
-        """Continue from a checkpointed state instead of round 0."""
+        """Continue from a checkpointed state instead of round 0 (with the architecture its server hooks reached)."""
         self.state = state
         self.parts.strategy.load_state_dict(state.strategy_state)
+        hook_states = state.extra.get("server_hooks", [])
+        if len(hook_states) != len(self.parts.server_hooks):
+            raise CheckpointError(f"the checkpoint holds the state of {len(hook_states)} server hooks, this run has "
+                                  f"{len(self.parts.server_hooks)}; it was written by another run: start it again")
+        model = self.parts.model
+        for hook, hook_state in zip(self.parts.server_hooks, hook_states, strict=True):
+            model = hook.load_state_dict(hook_state, model)
+        expected = sum(p.numel() for p in model.parameters())
+        if state.params.numel() != expected:
+            raise CheckpointError(f"the checkpoint holds {state.params.numel()} parameters, its model architecture "
+                                  f"has {expected}; it is damaged: start the run again")
+        if model is not self.parts.model:
+            self.parts.model = model
+            self.parts.backend.set_model(model)
 
     def run(self) -> dict[str, Any]:
         """Run the remaining rounds; return the summary. The backend's workers stop when it returns or raises."""
@@ -166,6 +183,7 @@ class SyncRunner:
                 log.warning("stopped before round %d: %s", round_index, self.stop_reason)
                 break
             clock.advance_to(clock.now + outcome.duration_s)
+            self._apply_server_hooks(round_index)
             totals = state.totals
             totals["updates_accepted"] += len(outcome.accepted)
             totals["updates_rejected"] += len(outcome.rejected)
@@ -182,6 +200,8 @@ class SyncRunner:
                     self.run_dir.append_metrics(record)
             if self._checkpoint_due(round_index):
                 state.strategy_state = parts.strategy.state_dict()
+                if parts.server_hooks:
+                    state.extra["server_hooks"] = [hook.state_dict() for hook in parts.server_hooks]
                 state.rng_state = dict(rng.bit_generator.state)
                 assert self.run_dir is not None
                 save_checkpoint(self.run_dir.checkpoint_dir, state)
@@ -190,7 +210,8 @@ class SyncRunner:
         summary = {**summarise(state.records, config.train.target_accuracy),
                    "rounds": state.step, "strategy": config.strategy.name,
                    "dropped": state.totals["dropped"], "stop_reason": self.stop_reason,
-                   "participation": list(state.extra.get("participation", []))}
+                   "participation": list(state.extra.get("participation", [])), **self._hook_records(),
+                   **{key: value for hook in parts.server_hooks for key, value in hook.summary().items()}}
         set_flat(parts.model, state.params)
         if self.run_dir:
             self.run_dir.write_summary(summary)
@@ -198,6 +219,29 @@ class SyncRunner:
         for callback in parts.callbacks:
             callback.on_end(summary)
         return summary
+
+    def _apply_server_hooks(self, round_index: int) -> None:
+        """Let each server hook see the round's global model and replace it."""
+        for hook in self.parts.server_hooks:
+            set_flat(self.parts.model, self.state.params)
+            replacement = hook.on_round_end(round_index, self.parts.model)
+            if replacement is not None:
+                self._replace_model(replacement)
+
+    def _replace_model(self, replacement: ModelReplacement) -> None:
+        """Make ``replacement`` the global model; a new architecture's updates are not judged by the old norms."""
+        if replacement.model is not self.parts.model:
+            self.parts.model = replacement.model
+            self.parts.backend.set_model(replacement.model)
+            self.state.extra.pop("validation", None)
+        self.state.params = get_flat(replacement.model)
+        self.state.extra["compute_scale"] = replacement.compute_scale
+
+    def _hook_records(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        for hook in self.parts.server_hooks:
+            fields.update(hook.record())
+        return fields
 
     def _checkpoint_due(self, round_index: int) -> bool:
         every = self.config.checkpoint_every
@@ -218,8 +262,9 @@ class SyncRunner:
         chosen = parts.selector.select(round_index, online, config.train.clients_per_round, rng)
         plan = parts.strategy.configure_train(self.plan, round_index)
         sizes = parts.data.num_samples()
+        scale = float(self.state.extra.get("compute_scale", 1.0))
         durations = np.array([
-            parts.time_model.update_time(parts.fleet[c], int(sizes[c]), plan.epochs, params.numel(), rng)
+            parts.time_model.update_time(parts.fleet[c], int(sizes[c]), plan.epochs, params.numel(), rng, scale)
             for c in chosen
         ])
         lost = np.array([present.online_until(int(c), now) < now + t for c, t in zip(chosen, durations, strict=True)])
@@ -262,4 +307,5 @@ class SyncRunner:
             "test_loss": loss,
             "train_loss": outcome.train_loss,
             **self.state.totals,
+            **self._hook_records(),
         }

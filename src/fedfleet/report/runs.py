@@ -13,9 +13,11 @@ from fedfleet.fl.multijob.outputs import is_multijob_run
 from fedfleet.fl.run_dir import METRICS_FILE, SUMMARY_FILE
 from fedfleet.report.figures import new_figure, save_figure
 from fedfleet.report.html import HtmlReport
+from fedfleet.report.pruning import is_pruned_run, plot_layer_rates, plot_model_size
 
 SUMMARY_COLUMNS = ("run", "strategy", "final_accuracy", "best_accuracy", "virtual_time_s",
                    "wall_time_s", "time_to_target_s", "updates_accepted", "updates_rejected")
+PRUNING_COLUMNS = ("flops_reduction", "params_reduction", "model_params", "model_flops")
 RECORD_KEYS = ("virtual_time_s", "test_accuracy")  # besides round (sync) or version (async)
 
 
@@ -137,6 +139,15 @@ def write_runs_report(run_dirs: Sequence[Path], out: Path) -> Path:
     page.heading("Accuracy")
     page.image(f"{stem}_accuracy_round.png", "test accuracy against round")
     page.image(f"{stem}_accuracy_time.png", "test accuracy against virtual time")
+    pruned = {label: records for label, records in runs.items() if is_pruned_run(records)}
+    if pruned:
+        plot_layer_rates(pruned, folder / f"{stem}_pruning_rates.png")
+        plot_model_size(pruned, folder / f"{stem}_model_size.png")
+        page.heading("Pruning")
+        page.table([{"run": row["run"], **{k: row.get(k) for k in PRUNING_COLUMNS}} for row in rows
+                    if row["run"] in pruned])
+        page.image(f"{stem}_pruning_rates.png", "each conv layer's pruning rate against round")
+        page.image(f"{stem}_model_size.png", "non-zero parameters and FLOPs against round")
     staleness = {row["run"]: row["staleness_counts"] for row in rows if row.get("staleness_counts")}
     if staleness:
         plot_staleness(staleness, folder / f"{stem}_staleness.png")

@@ -1,0 +1,232 @@
+"""Pruning while the federation trains: the server hook behind the ``pruning`` config section.
+
+``adaptive`` follows FedDUAP's FedAP (Zhang et al., IJCAI 2022): per-layer rates start from
+one model-level rate (:func:`~fedfleet.pruning.importance.magnitude_rates`); the server prunes
+one conv layer at a time, lets the federation train the smaller model for
+``recovery_rounds``, and judges it on its validation data. If accuracy fell by more than
+``delta`` from what it was just before, the layer is restored (the model before its pruning,
+architecture and parameters) and tried again at ``rate - step``; otherwise the layer keeps its
+rate (with ``try_higher``, ``rate + step`` is tried once more). The restore discards the
+recovery rounds' training, as a rollback must.
+
+``uniform`` prunes every conv layer at ``target_rate`` at once after ``start_round``, with no
+feedback: the baseline at a fixed rate. ``magnitude`` zeroes the ``target_rate`` smallest conv
+and linear weights after every round from ``start_round`` on: unstructured pruning, which
+shrinks the count of non-zero parameters but neither the tensors clients train nor their time.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+from fedfleet.config import PruningConfig
+from fedfleet.data.datasets import ArrayDataset
+from fedfleet.fl.client import evaluate
+from fedfleet.fl.params import get_flat, set_flat
+from fedfleet.fl.server_hooks import ModelReplacement
+from fedfleet.pruning.importance import filter_importance, magnitude_rates, ranked_keep
+from fedfleet.pruning.structure import (
+    PruningError,
+    channel_counts,
+    conv_sites,
+    count_flops,
+    filters_to_keep,
+    prune_channels,
+)
+from fedfleet.seeding import EngineStream, stream
+
+log = logging.getLogger(__name__)
+
+HRANK_IMAGES = 128  # validation images HRank's feature-map ranks are averaged over
+
+
+def rebuild(model: nn.Sequential, channels: dict[int, int], input_shape: tuple[int, ...]) -> nn.Sequential:
+    """``model``'s architecture with ``channels`` output channels per conv position (weights: the first ones)."""
+    return prune_channels(model, {index: range(count) for index, count in channels.items()}, input_shape)
+
+
+class PruningHook:
+    """The server hook that prunes the global model as ``config`` says (see the module docstring).
+
+    Parameters
+    ----------
+    config : PruningConfig
+    model : nn.Sequential
+        The run's initial global model (FLOPs and parameters are measured against it).
+    validation : ArrayDataset
+        The server's held-out data the adaptive method judges accuracy on.
+    seed : int
+        The run's seed (HRank's image sample).
+    eval_batch_size : int
+    """
+
+    def __init__(self, config: PruningConfig, model: nn.Sequential, validation: ArrayDataset, seed: int,
+                 eval_batch_size: int = 1000) -> None:
+        self.config = config
+        self.validation = validation
+        self.eval_batch_size = eval_batch_size
+        self.input_shape = validation.input_shape
+        self.sites = [site.index for site in conv_sites(model, self.input_shape)]
+        if not self.sites and config.method != "magnitude":
+            raise PruningError(f"pruning.method={config.method} needs a model with prunable conv layers; "
+                               "this one has none (use pruning.method=magnitude or a conv model)")
+        self.base_training_flops = count_flops(model, self.input_shape, training=True)
+        sample = stream(seed, EngineStream.PRUNING).permutation(len(validation))[:HRANK_IMAGES]
+        self.images = validation.x[torch.as_tensor(sample)]
+        self.original_channels = channel_counts(model, self.input_shape) if self.sites else {}
+        self.template = copy.deepcopy(model)  # the unpruned architecture a snapshot is rebuilt from
+        self.state: dict[str, Any] = {"phase": "waiting", "rates": dict.fromkeys(self.sites, 0.0), "decisions": []}
+        self._measure(model)
+
+    # -- the ServerHook protocol --------------------------------------------------------------
+
+    def on_round_end(self, round_index: int, model: nn.Module) -> ModelReplacement | None:
+        assert isinstance(model, nn.Sequential)
+        state = self.state
+        if state["phase"] == "done" or round_index < self.config.start_round:
+            return None
+        if self.config.method == "magnitude":
+            return self._mask(model)
+        if self.config.method == "uniform":
+            state["phase"] = "done"
+            rates = {index: min(self.config.target_rate, self.config.max_rate) for index in self.sites}
+            for index, rate in rates.items():
+                state["rates"][index] = rate
+                self._decide(round_index, index, rate, None, "pruned (uniform)")
+            return self._replacement(self._prune(model, rates))
+        if state["phase"] == "waiting":
+            state["queue"] = [[index, rate] for index, rate in magnitude_rates(
+                model, self.input_shape, self.config.target_rate, self.config.max_rate).items()]
+            return self._next_layer(round_index, model)
+        state["countdown"] -= 1
+        if state["countdown"] > 0:
+            return None
+        return self._judge(round_index, model)
+
+    def record(self) -> dict[str, Any]:
+        return {**{f"prune_rate_layer{index}": rate for index, rate in self.state["rates"].items()},
+                "model_params": self.params, "model_nonzero_params": self.nonzero_params,
+                "model_flops": self.flops}
+
+    def summary(self) -> dict[str, Any]:
+        return {"pruning_decisions": list(self.state["decisions"]),
+                "flops_reduction": 1.0 - self.flops / self.base_flops,
+                "params_reduction": 1.0 - self.nonzero_params / self.base_params}
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.state)
+
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> nn.Module:
+        assert isinstance(model, nn.Sequential)
+        self.state = dict(state)
+        if "channels" in state:
+            model = rebuild(model, {int(k): int(v) for k, v in state["channels"].items()}, self.input_shape)
+        self._measure(model, state.get("mask"))
+        return model
+
+    # -- adaptive ----------------------------------------------------------------------------
+
+    def _next_layer(self, round_index: int, model: nn.Sequential) -> ModelReplacement | None:
+        """Prune the next queued layer at its rate, remembering the model to restore."""
+        state = self.state
+        while state["queue"]:
+            index, rate = state["queue"][0]
+            removed = self.original_channels[index] - filters_to_keep(self.original_channels[index], rate)
+            if removed == 0:
+                self._decide(round_index, index, rate, None, "skipped (rate removes no filter)")
+                state["queue"].pop(0)
+                continue
+            state["snapshot"] = {"channels": channel_counts(model, self.input_shape), "params": get_flat(model)}
+            state["reference_accuracy"] = self._accuracy(model)
+            state["countdown"] = self.config.recovery_rounds
+            state["phase"] = "recovering"
+            state["previous_rate"], state["rates"][index] = state["rates"][index], rate
+            return self._replacement(self._prune(model, {index: rate}))
+        state["phase"] = "done"
+        return None
+
+    def _judge(self, round_index: int, model: nn.Sequential) -> ModelReplacement | None:
+        state = self.state
+        index, rate = state["queue"][0]
+        accuracy, reference = self._accuracy(model), state["reference_accuracy"]
+        if reference - accuracy <= self.config.delta:
+            self._decide(round_index, index, rate, accuracy, "kept")
+            higher = round(rate + self.config.step, 10)
+            if self.config.try_higher and not state.get("tried_higher") and higher <= self.config.max_rate:
+                state["queue"][0] = [index, higher]
+                state["tried_higher"] = True
+            else:
+                state["queue"].pop(0)
+                state["tried_higher"] = False
+            return self._next_layer(round_index, model)
+        self._decide(round_index, index, rate, accuracy, f"restored (drop {reference - accuracy:.4f} > delta)")
+        restored = self._restore()
+        state["rates"][index] = state["previous_rate"]
+        lower = round(rate - self.config.step, 10)
+        if state.get("tried_higher") or lower <= 0:
+            state["queue"].pop(0)
+            state["tried_higher"] = False
+        else:
+            state["queue"][0] = [index, lower]
+        return self._next_layer(round_index, restored) or self._replacement(restored)
+
+    def _restore(self) -> nn.Sequential:
+        snapshot = self.state["snapshot"]
+        restored = rebuild(self.template, {int(k): int(v) for k, v in snapshot["channels"].items()}, self.input_shape)
+        set_flat(restored, snapshot["params"])
+        return restored
+
+    # -- shared -----------------------------------------------------------------------------
+
+    def _prune(self, model: nn.Sequential, rates: dict[int, float]) -> nn.Sequential:
+        """``model`` with each listed layer holding ``1 - rate`` of its original filters, the most important ones."""
+        keep = {}
+        for index, rate in rates.items():
+            conv = model[index]
+            assert isinstance(conv, nn.Conv2d)
+            kept = filters_to_keep(self.original_channels[index], rate)
+            if kept < conv.out_channels:
+                importance = filter_importance(model, index, self.config.importance, self.images)
+                keep[index] = ranked_keep(importance, kept)
+        return prune_channels(model, keep, self.input_shape)
+
+    def _mask(self, model: nn.Sequential) -> ModelReplacement:
+        """Zero the smallest weights (the mask is fixed when first drawn, at ``start_round``)."""
+        weights = [module.weight for module in model.modules() if isinstance(module, nn.Conv2d | nn.Linear)]
+        if "mask" not in self.state:
+            magnitudes = torch.cat([w.detach().abs().reshape(-1) for w in weights])
+            threshold = torch.quantile(magnitudes, self.config.target_rate)
+            self.state["mask"] = (magnitudes >= threshold).to(torch.uint8)
+        mask, start = self.state["mask"].bool(), 0
+        with torch.no_grad():
+            for weight in weights:
+                weight.mul_(mask[start:start + weight.numel()].reshape(weight.shape))
+                start += weight.numel()
+        self._measure(model, self.state["mask"])
+        return ModelReplacement(model, compute_scale=1.0)
+
+    def _replacement(self, model: nn.Sequential) -> ModelReplacement:
+        if self.sites:
+            self.state["channels"] = channel_counts(model, self.input_shape)
+        self._measure(model)
+        return ModelReplacement(model, count_flops(model, self.input_shape, training=True) / self.base_training_flops)
+
+    def _measure(self, model: nn.Module, mask: torch.Tensor | None = None) -> None:
+        self.params = sum(p.numel() for p in model.parameters())
+        self.flops = count_flops(model, self.input_shape)
+        self.nonzero_params = self.params - (int((mask == 0).sum()) if mask is not None else 0)
+        if not hasattr(self, "base_params"):
+            self.base_params, self.base_flops = self.params, self.flops
+
+    def _accuracy(self, model: nn.Module) -> float:
+        return evaluate(model, self.validation, self.eval_batch_size)[0]
+
+    def _decide(self, round_index: int, index: int, rate: float, accuracy: float | None, decision: str) -> None:
+        log.info("round %d: layer %d at rate %.2f: %s", round_index, index, rate, decision)
+        self.state["decisions"].append({"round": round_index, "layer": index, "rate": rate,
+                                        "validation_accuracy": accuracy, "decision": decision})
