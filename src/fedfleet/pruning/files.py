@@ -38,7 +38,9 @@ def load_pruned_model(path: str | Path, model: nn.Sequential, input_shape: tuple
         weight = tensors.get(f"{site.index}.weight")
         if weight is None:
             raise PruningError(f"{path} has no tensor {site.index}.weight: it is not a model of this architecture")
-        available = model[site.index].out_channels
+        conv = model[site.index]
+        assert isinstance(conv, nn.Conv2d)
+        available = conv.out_channels
         if not 1 <= weight.shape[0] <= available:
             raise PruningError(f"{path} does not fit the given architecture: layer {site.index} has "
                                f"{weight.shape[0]} filters there, at most {available} here")
