@@ -1,3 +1,4 @@
+import csv
 import json
 from pathlib import Path
 
@@ -88,3 +89,50 @@ def test_identity_keys_are_refused(override, tmp_path, capsys):
     code, _, err = _run(["privacy", "mask", MASK, *TINY, "--set", override, "--out", str(tmp_path)], capsys)
     assert code == 2
     assert override.split("=")[0].rsplit(".", 1)[1] in err and len(err.strip().splitlines()) == 1
+
+
+WEAK_JOB = """name: weak-masks
+data: {dataset: digits, train_size: 300, test_size: 100, public_size: 200}
+model: {name: mlp, epochs: 3, lr: 0.003}
+original_models: [mlp, mlp]
+candidates:
+  - {family: sign, mode: sign_flip}
+  - {family: sign, mode: multiply}
+  - {family: checkerboard, mode: sign_flip}
+rule: {max_original_accuracy: 0.5}
+attacks: {kinds: [average, known_plaintext, invariant], keys: 2}
+"""
+
+
+def _excess(row):
+    """The rule's worst figure above its cap, recomputed from candidates.csv."""
+    return max(float(row["original_accuracy"]) - 0.5, float(row["worst_ssim"]) - 0.5,
+               float(row["worst_attacker_accuracy"]) - 0.3)
+
+
+def test_all_weak_candidates_give_the_least_bad_with_a_warning(tmp_path, capsys):
+    config = tmp_path / "weak.yaml"
+    config.write_text(WEAK_JOB)
+    code, stdout, err = _run(["privacy", "mask", str(config), "--out", str(tmp_path / "run")], capsys)
+    assert code == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    with (tmp_path / "run" / "candidates.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    least_bad = summary["chosen"]["mask"]
+    chosen_row = next(row for row in rows if row["mask"] == least_bad)
+    assert summary["qualified"] is False and _excess(chosen_row) == min(map(_excess, rows))  # ties: any of them
+    assert summary["warning"].startswith("no mask meets the rule") and f"best available is {least_bad}" in \
+        summary["warning"]
+    assert "warning: no mask meets the rule" in err and f"target mask {least_bad}" in stdout
+    secret = str(json.loads((tmp_path / "run" / "key.json").read_text())["seed"])
+    assert secret not in stdout + err and secret not in json.dumps(summary)
+
+
+def test_all_weak_candidates_with_require_qualified_exit_2(tmp_path, capsys):
+    config = tmp_path / "weak.yaml"
+    config.write_text(WEAK_JOB)
+    code, _, err = _run(["privacy", "mask", str(config), "--set", "rule.require_qualified=true",
+                         "--out", str(tmp_path / "run"), "--format", "json"], capsys)
+    assert code == 2
+    assert err.startswith("error: no mask meets the rule") and "best available is" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run" / "key.json").exists()

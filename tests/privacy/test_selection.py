@@ -1,7 +1,7 @@
 import pytest
 
 from fedfleet.errors import ConfigError
-from fedfleet.privacy.mask_selection import MaskRule, MaskScore, choose_mask
+from fedfleet.privacy.mask_rule import MaskRule, MaskScore, choose_mask, select_mask
 from fedfleet.privacy.masks import MaskKey
 from fedfleet.privacy.occlusion import OcclusionRegion
 from fedfleet.privacy.occlusion_selection import OcclusionRule, OcclusionScore, choose_region
@@ -36,6 +36,34 @@ def test_attack_ceiling_excludes_undoable_masks():
 def test_no_mask_meeting_the_rule_names_the_best_available():
     with pytest.raises(SelectionError, match=r"no mask meets the rule .* best available is sign/sign_flip#3"):
         choose_mask(HAND_BUILT, MaskRule("constrained", max_original_accuracy=0.01))
+
+
+def _attacked(index, encrypted, original, ssim, attacker):
+    return MaskScore(MaskKey("sign", index, "sign_flip", index=index), encrypted, original, ciphertext_ssim=0.0,
+                     attack_ssim={"known_plaintext": ssim}, attack_psnr={"known_plaintext": 10.0},
+                     attacker_accuracy={"ciphertext": 0.1, "abs_centred": attacker})
+
+
+def test_the_default_rule_rejects_a_candidate_an_attack_reads():
+    readable = _attacked(0, encrypted=0.95, original=0.1, ssim=0.2, attacker=0.9)  # best, but |y - 0.5| reads it
+    recovered = _attacked(1, encrypted=0.93, original=0.1, ssim=0.95, attacker=0.2)  # one pair decrypts it
+    private = _attacked(2, encrypted=0.80, original=0.1, ssim=0.2, attacker=0.2)
+    assert choose_mask([readable, recovered, private], MaskRule()) == 2
+    uncapped = MaskRule(max_attack_ssim=None, max_attacker_accuracy=None)
+    assert choose_mask([readable, recovered, private], uncapped) == 0
+
+
+def test_without_a_qualifying_candidate_the_least_bad_is_named():
+    scores = [_attacked(0, 0.95, 0.1, ssim=0.2, attacker=0.9), _attacked(1, 0.90, 0.1, ssim=0.6, attacker=0.35),
+              _attacked(2, 0.99, 0.1, ssim=0.95, attacker=0.2)]
+    choice = select_mask(scores, MaskRule())
+    assert not choice.qualified and choice.index == 1  # worst figure 0.1 above its cap, against 0.6 and 0.45
+    assert "no mask meets the rule (original accuracy <= 0.3, attack SSIM <= 0.5, attacker accuracy <= 0.3)" \
+        in choice.message
+    assert "best available is sign/sign_flip#1" in choice.message and "attacker accuracy 0.350 by abs_centred" \
+        in choice.message
+    with pytest.raises(SelectionError, match="best available is sign/sign_flip#1"):
+        choose_mask(scores, MaskRule())
 
 
 def test_empty_mask_set_is_an_error():
