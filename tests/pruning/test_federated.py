@@ -105,3 +105,26 @@ def test_the_report_plots_rates_and_model_size(pruning_config, tmp_path):
     assert (tmp_path / "report_model_size.png").stat().st_size > 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["pruning_decisions"] and 0 < summary["flops_reduction"] < 1
+
+
+def test_the_cli_runs_a_pruned_job_and_refuses_pruning_with_async(pruning_config, tmp_path, capsys):
+    import yaml
+
+    from fedfleet.cli.main import main
+
+    path = tmp_path / "pruning.yaml"
+    path.write_text(yaml.safe_dump(pruning_config))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(path), "--out", str(tmp_path / "run"), "--format", "json"])
+    assert exit_info.value.code == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["flops_reduction"] > 0 and payload["pruning_decisions"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(path), "--set", "train.mode=async", "--set", "strategy.name=fedasync"])
+    assert exit_info.value.code == 2
+    assert "pruning.enabled needs train.mode=sync" in capsys.readouterr().err
+
+
+def test_hrank_importance_runs_in_a_federation(pruning_config):
+    result = run_simulation(load_config(pruning_config, ["pruning.importance=hrank"]))
+    assert result.summary["flops_reduction"] > 0.2
