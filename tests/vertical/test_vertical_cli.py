@@ -37,6 +37,9 @@ def test_vertical_writes_the_run_directory(tmp_path: Path, capsys: pytest.Captur
     assert all(check["bound_holds"] == 1.0 for check in summary["lipschitz_check"].values())
     assert summary["alignment"]["train"]["overlap"] < summary["alignment"]["train"]["party_rows"][0]
     assert summary["alignment_method"] == "psi"
+    leakage = summary["label_leakage"]
+    assert leakage["gradient_noise"] == 0.0 and len(leakage["recovery_by_epoch"]) == 2
+    assert leakage["recovery_rate"] > leakage["chance_rate"] >= leakage["majority_rate"] - 1e-9
     assert summary["alignment_bytes_up"] == sum(summary["alignment"][s]["bytes_up"] for s in ("train", "test")) > 0
     assert summary["bytes_up"] > summary["alignment_bytes_up"] > 0
     assert summary["bytes_down"] > summary["alignment_bytes_down"] > 0
@@ -55,6 +58,7 @@ def test_vertical_writes_the_run_directory(tmp_path: Path, capsys: pytest.Captur
         ("robustness.corruption_fractions=[0]", "corruption_fractions must lie in (0, 1]"),
         ("robustness.pgd=[-0.1]", "must be >= 0"),
         ("alignment.method=md5", "alignment.method"),
+        ("protection.embedding_clip=0", "protection.embedding_clip"),
         ("alignment.reveal=size", "only the counts were revealed"),
     ],
 )

@@ -83,6 +83,14 @@ class RobustnessConfig(ConfigSection):
         return self
 
 
+class ProtectionConfig(ConfigSection):
+    # label protection: Gaussian noise on the gradients sent to passive parties, as a multiple
+    # of the batch's RMS gradient norm (noise-to-signal ratio; not a DP budget); 0 = none
+    gradient_noise: float = Field(0.0, ge=0)
+    # largest L2 norm of a passive embedding the active party uses (clipped on receipt); null = none
+    embedding_clip: float | None = Field(None, gt=0)
+
+
 class BaselinesConfig(ConfigSection):
     unconstrained: bool = True  # the same split model with a plain interaction path and top
     centralised: bool = True  # an MLP on all features in one place
@@ -99,6 +107,7 @@ class VerticalConfig(ConfigSection):
     model: VerticalModelConfig = VerticalModelConfig()
     train: VerticalTrainConfig = VerticalTrainConfig()
     robustness: RobustnessConfig = RobustnessConfig()
+    protection: ProtectionConfig = ProtectionConfig()
     baselines: BaselinesConfig = BaselinesConfig()
 
     @model_validator(mode="after")

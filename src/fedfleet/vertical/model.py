@@ -63,6 +63,11 @@ class InteractionLayer(nn.Module):
         return spectral_norm(self.passive)
 
 
+def clip_norm(z: torch.Tensor, limit: float) -> torch.Tensor:
+    """Rows of ``z`` (batch, dim) scaled down to L2 norm at most ``limit``; shorter rows unchanged."""
+    return z * (limit / z.norm(dim=1, keepdim=True).clamp_min(limit))
+
+
 class SplitModel(nn.Module):
     """All parties' sub-models in one module (the unsplit view used for parity and attacks).
 
@@ -79,6 +84,10 @@ class SplitModel(nn.Module):
     lipschitz : float or None
         The top model's Lipschitz bound ``L``; None builds the unconstrained baseline
         (plain interaction path and top of the same sizes).
+    embedding_clip : float or None
+        The active party scales every received passive embedding down to at most this L2
+        norm before using it (a projection, so 1-Lipschitz: the certified bound still holds,
+        and a passive party can move the logits by at most ``bound * 2 * embedding_clip``).
     """
 
     def __init__(
@@ -91,6 +100,7 @@ class SplitModel(nn.Module):
         top_hidden: int = 32,
         top_depth: int = 1,
         lipschitz: float | None = 1.0,
+        embedding_clip: float | None = None,
     ) -> None:
         super().__init__()
         if len(feature_dims) < 2:
@@ -104,13 +114,16 @@ class SplitModel(nn.Module):
             embedding_dim, passive_dims, interaction_dim, constrained=lipschitz is not None
         )
         self.top = TopModel(interaction_dim, top_hidden, top_depth, num_classes, lipschitz)
+        self.embedding_clip = embedding_clip
 
     def embed(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Every party's embedding, active first: list of (batch, embedding_dim)."""
         return [bottom(x) for bottom, x in zip(self.bottoms, xs, strict=True)]
 
     def head(self, z_active: torch.Tensor, z_passive: Sequence[torch.Tensor]) -> torch.Tensor:
-        """The active party's part: embeddings -> interaction -> top -> logits."""
+        """The active party's part: embeddings -> (clip passive norms) -> interaction -> top -> logits."""
+        if self.embedding_clip is not None:
+            z_passive = [clip_norm(z, self.embedding_clip) for z in z_passive]
         logits: torch.Tensor = self.top(self.interaction(z_active, z_passive))
         return logits
 

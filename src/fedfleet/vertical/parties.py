@@ -4,12 +4,13 @@ A passive party computes its bottom model's embedding for a batch, sends it up t
 channel, and later applies the gradient the active party sends down. The active party
 computes its own embedding, runs the interaction layer and the top model on all
 embeddings, takes the loss against its labels, updates its parts and returns the
-gradient of the loss with respect to each passive embedding.
+gradient of the loss with respect to each passive embedding (through its ``protection``,
+e.g. label-protecting noise, when set).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -61,10 +62,13 @@ class PassiveParty:
         self.corruption = corruption
         self.generator = generator or torch.Generator().manual_seed(index)
         self.corrupted_batches = 0
+        self.received: torch.Tensor | None = None
         self._embedding: torch.Tensor | None = None
+        self._batch: torch.Tensor | None = None
 
     def embed(self, batch: torch.Tensor) -> torch.Tensor:
         """The embedding to send for sample indices ``batch``, shape (batch, dim)."""
+        self._batch = batch
         embedding = self.bottom(self.x[batch])
         if self.corruption is not None and self.corruption.strikes(self.generator):
             self.corrupted_batches += 1
@@ -74,7 +78,15 @@ class PassiveParty:
         return embedding.detach()
 
     def apply_gradient(self, grad: torch.Tensor) -> None:
-        """Back-propagate the loss gradient w.r.t. the sent embedding and step."""
+        """Back-propagate the loss gradient w.r.t. the sent embedding and step.
+
+        The gradient is also kept in ``received`` (samples, dim): the latest gradient the
+        party received for each of its samples, i.e. its view of the labels' footprint.
+        """
+        if self.received is None:
+            self.received = torch.zeros(len(self.x), grad.shape[1])
+        if self._batch is not None:
+            self.received[self._batch] = grad.detach().float()
         if self._embedding is None:  # a corrupted batch: nothing honest to update
             return
         self.optimizer.zero_grad()
@@ -96,15 +108,20 @@ class ActiveParty:
         Labels, shape (samples,).
     optimizer : torch.optim.Optimizer
         Over the active party's parameters.
+    protection : callable, optional
+        Applied to each batch of gradients before they are sent to a passive party
+        (e.g. :class:`~fedfleet.vertical.protection.GradientNoise`).
     """
 
     def __init__(
-        self, model: SplitModel, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer
+        self, model: SplitModel, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
+        protection: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.model = model
         self.x = x
         self.y = y
         self.optimizer = optimizer
+        self.protection = protection
 
     def step(self, batch: torch.Tensor, z_passive: Sequence[torch.Tensor]) -> tuple[float, list[torch.Tensor]]:
         """One update on ``batch`` given the received passive embeddings.
@@ -114,7 +131,9 @@ class ActiveParty:
         loss : float
             The batch's mean cross-entropy.
         grads : list of torch.Tensor
-            d loss / d embedding for each passive party, same shapes as ``z_passive``.
+            d loss / d embedding for each passive party, same shapes as ``z_passive``,
+            with ``protection`` applied when set (the active party's own update uses the
+            exact gradients).
         """
         received = [z.detach().requires_grad_(True) for z in z_passive]
         self.optimizer.zero_grad()
@@ -123,7 +142,10 @@ class ActiveParty:
         loss = nn.functional.cross_entropy(logits, self.y[batch])
         loss.backward()
         self.optimizer.step()
-        return float(loss.detach()), [z.grad if z.grad is not None else torch.zeros_like(z) for z in received]
+        grads = [z.grad if z.grad is not None else torch.zeros_like(z) for z in received]
+        if self.protection is not None:
+            grads = [self.protection(g) for g in grads]
+        return float(loss.detach()), grads
 
 
 def exchange_step(

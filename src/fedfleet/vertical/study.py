@@ -5,7 +5,9 @@ with an unconstrained interaction path and top, and an MLP on all features in on
 Then the attacked passive party perturbs its test-time embedding (noise, PGD, zeros,
 scaling), and models are retrained with that party corrupting a fraction of batches.
 Perturbation sizes are relative to each model's median clean embedding norm for that
-party, so models whose embeddings have different scales are compared fairly.
+party, so models whose embeddings have different scales are compared fairly. Finally the
+same party tries to recover the training labels from the gradients it received (label
+leakage, reported whether or not ``protection`` adds noise to those gradients).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from fedfleet.vertical.certify import certified_accuracy, empirical_lipschitz, p
 from fedfleet.vertical.channel import Channel, SerializingChannel
 from fedfleet.vertical.config import RobustnessConfig, VerticalConfig
 from fedfleet.vertical.data import VerticalData, load_vertical
+from fedfleet.vertical.leakage import label_leakage
 from fedfleet.vertical.model import SplitModel
 from fedfleet.vertical.parties import sgd
 from fedfleet.vertical.psi import psi_overlap_sizes
@@ -79,6 +82,8 @@ def make_estimator(
         channel=config.train.channel,
         corruption=corruption,
         corrupt_party=config.robustness.attacked_party,
+        embedding_clip=config.protection.embedding_clip,
+        gradient_noise=config.protection.gradient_noise,
         random_state=config.seed,
     )
 
@@ -226,6 +231,9 @@ def _run_study(config: VerticalConfig, progress: Progress) -> StudyResult:
                                       "accuracy": corrupted.score(xt, yt)})
 
     main = estimators[LIPSCHITZ]
+    party = config.robustness.attacked_party
+    progress(f"label-leakage attack by passive party {party} on the gradients it received")
+    leakage = label_leakage(main.received_gradients_[party - 1].numpy(), y.numpy(), num_classes, config.seed)
     alignment_up = sum(channel.bytes_up for _, channel in alignments.values())
     alignment_down = sum(channel.bytes_down for _, channel in alignments.values())
     result.model = main.model_
@@ -246,6 +254,7 @@ def _run_study(config: VerticalConfig, progress: Progress) -> StudyResult:
         "alignment_bytes_down": alignment_down,
         "bytes_up": main.channel_.bytes_up + alignment_up,
         "bytes_down": main.channel_.bytes_down + alignment_down,
+        "label_leakage": {"attacked_party": party, "gradient_noise": config.protection.gradient_noise, **leakage},
         "feature_dims": list(data.feature_dims),
         "eval_samples": n_eval,
     }

@@ -21,6 +21,7 @@ from fedfleet.vertical.attacks import Corruption
 from fedfleet.vertical.channel import Channel, IdentityChannel, SerializingChannel
 from fedfleet.vertical.model import SplitModel
 from fedfleet.vertical.parties import ActiveParty, PassiveParty, exchange_step, sgd
+from fedfleet.vertical.protection import GradientNoise
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -75,6 +76,13 @@ class VerticalClassifier(BaseEstimator):
         Makes passive party ``corrupt_party`` send corrupted embeddings during training.
     corrupt_party : int
         Which passive party (1-based) is malicious when ``corruption`` is set.
+    embedding_clip : float or None
+        Largest L2 norm of a passive embedding the active party uses (see
+        :class:`~fedfleet.vertical.model.SplitModel`); None for no clipping.
+    gradient_noise : float
+        Label protection: the active party adds Gaussian noise of this many times the
+        batch's RMS gradient norm to the gradients it sends down
+        (:class:`~fedfleet.vertical.protection.GradientNoise`); 0 for none.
     random_state : int
         Seeds initialisation, batch order and the corruption draws.
 
@@ -91,6 +99,9 @@ class VerticalClassifier(BaseEstimator):
         Certified Lipschitz constant of the logits in the passive embeddings.
     corrupted_batches_ : int
         Batches on which the malicious party sent corrupted embeddings.
+    received_gradients_ : list of torch.Tensor
+        Per passive party, the gradients it received, shape (epochs, samples, dim): its
+        whole view of the labels (see :mod:`fedfleet.vertical.leakage`).
     """
 
     def __init__(
@@ -108,6 +119,8 @@ class VerticalClassifier(BaseEstimator):
         channel: Literal["serializing", "identity"] = "serializing",
         corruption: Corruption | None = None,
         corrupt_party: int = 1,
+        embedding_clip: float | None = None,
+        gradient_noise: float = 0.0,
         random_state: int = 0,
     ) -> None:
         self.embedding_dim = embedding_dim
@@ -123,6 +136,8 @@ class VerticalClassifier(BaseEstimator):
         self.channel = channel
         self.corruption = corruption
         self.corrupt_party = corrupt_party
+        self.embedding_clip = embedding_clip
+        self.gradient_noise = gradient_noise
         self.random_state = random_state
 
     def model_sizes(self) -> dict[str, Any]:
@@ -134,6 +149,7 @@ class VerticalClassifier(BaseEstimator):
             "top_hidden": self.top_hidden,
             "top_depth": self.top_depth,
             "lipschitz": self.lipschitz,
+            "embedding_clip": self.embedding_clip,
         }
 
     def fit(
@@ -167,6 +183,7 @@ class VerticalClassifier(BaseEstimator):
         active = ActiveParty(
             model, xs[0], y,
             sgd([model.bottoms[0], model.interaction, model.top], self.lr, self.momentum),
+            protection=GradientNoise(self.gradient_noise) if self.gradient_noise > 0 else None,
         )
         passives = [
             PassiveParty(
@@ -178,10 +195,14 @@ class VerticalClassifier(BaseEstimator):
             for index in range(1, len(xs))
         ]
         self.history_: list[dict[str, Any]] = []
+        received: list[list[torch.Tensor]] = [[] for _ in passives]
         start = time.perf_counter()
         for epoch, batches in enumerate(batch_order(len(y), self.batch_size, self.epochs, self.random_state)):
             model.train()
             losses = [exchange_step(active, passives, batch, channel, self.embedding_dim) for batch in batches]
+            for views, party in zip(received, passives, strict=True):
+                assert party.received is not None
+                views.append(party.received.clone())
             entry: dict[str, Any] = {
                 "epoch": epoch + 1,
                 "train_loss": sum(losses) / len(losses),
@@ -200,6 +221,7 @@ class VerticalClassifier(BaseEstimator):
         self.channel_ = channel
         self.certified_bound_ = model.passive_lipschitz_bound()
         self.corrupted_batches_ = sum(party.corrupted_batches for party in passives)
+        self.received_gradients_ = [torch.stack(views) for views in received]
         return self
 
     def predict(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
