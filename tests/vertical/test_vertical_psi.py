@@ -191,6 +191,16 @@ def test_malformed_messages_are_rejected() -> None:
         short.ParseFromString(response)
         del short.encrypted_elements[0]
         active.matches(setup, short.SerializeToString(), "reply")
+    bad_point = psi.ServerSetup()
+    bad_point.ParseFromString(setup)
+    bad_point.raw.encrypted_elements[0] = b"\x02" + b"\xff" * 32  # not a curve point
+    with pytest.raises(UpdateRejected, match=r"^reply was refused by the PSI library \(.*point") as error:
+        active.matches(bad_point.SerializeToString(), response, "reply")
+    assert "\n" not in str(error.value)
+    unflagged = psi.Request()
+    unflagged.encrypted_elements.extend(psi.Request.FromString(active.request()).encrypted_elements)
+    with pytest.raises(UpdateRejected, match="request was refused by the PSI library"):
+        passive.respond(unflagged.SerializeToString(), "request")
     for positions, message in [(b"\x00" * 7, "whole number"), (encode_positions([0, 0]), "names a row twice"),
                                (encode_positions([60]), "outside 0..59")]:
         with pytest.raises(UpdateRejected, match=message):

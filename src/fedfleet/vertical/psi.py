@@ -26,7 +26,8 @@ party learns only the number of common IDs and sends that number down.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
@@ -66,6 +67,16 @@ def _parse(kind: Any, blob: bytes, what: str) -> Any:
     return message
 
 
+@contextmanager
+def _rejecting(what: str) -> Iterator[None]:
+    """Turn the library's errors on a bad message (invalid points, mismatched flags) into one line."""
+    try:
+        yield
+    except RuntimeError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UpdateRejected(f"{what} was refused by the PSI library ({reason})") from None
+
+
 class PsiPassive:
     """A passive party's side: the PSI server over its distinct IDs.
 
@@ -94,9 +105,11 @@ class PsiPassive:
         psi = _library()
         parsed = _parse(psi.Request, request, what)
         structure = psi.DataStructure.RAW if self._reveal else psi.DataStructure.GCS
+        with _rejecting(what):
+            response = self._server.ProcessRequest(parsed).SerializeToString()
         setup = self._server.CreateSetupMessage(SIZE_FPR, len(parsed.encrypted_elements), self._encoded, structure)
         self._setup = list(setup.raw.encrypted_elements)
-        return setup.SerializeToString(), self._server.ProcessRequest(parsed).SerializeToString()
+        return setup.SerializeToString(), response
 
     def rows(self, positions: bytes, what: str) -> np.ndarray:
         """The rows (int64) of this party's table at the setup ``positions`` the active party sent."""
@@ -144,7 +157,8 @@ class PsiActive:
         mine = psi.server.CreateFromKey(self._client.GetPrivateKeyBytes(), True)
         resend = psi.Request(reveal_intersection=True)
         resend.encrypted_elements.extend(parsed_setup.raw.encrypted_elements)
-        doubled = mine.ProcessRequest(resend).encrypted_elements  # H(y)^ab, in setup order
+        with _rejecting(what):
+            doubled = mine.ProcessRequest(resend).encrypted_elements  # H(y)^ab, in setup order
         position = {point: p for p, point in enumerate(doubled)}
         return {
             index: position[point]
@@ -155,7 +169,8 @@ class PsiActive:
     def size(self, setup: bytes, response: bytes, what: str) -> int:
         """The number of common IDs (the size-only protocol)."""
         parsed_setup, parsed_response = self._replies(setup, response, what)
-        return int(self._client.GetIntersectionSize(parsed_setup, parsed_response))
+        with _rejecting(what):
+            return int(self._client.GetIntersectionSize(parsed_setup, parsed_response))
 
 
 def _run_pair(active: PsiActive, passive: PsiPassive, party: int, channel: Channel) -> tuple[bytes, bytes]:

@@ -185,7 +185,7 @@ def _run_study(config: VerticalConfig, progress: Progress) -> StudyResult:
     train_alignment, test_alignment = alignments["train"][0], alignments["test"][0]
     num_classes = len(data.classes)
     progress(f"aligned {train_alignment.overlap} training and {test_alignment.overlap} test samples "
-             f"over {len(xs)} parties (features {list(data.feature_dims)})")
+             f"over {len(xs)} parties by {config.alignment.method} (features {list(data.feature_dims)})")
     result = StudyResult(summary={})
     kinds: dict[str, float | None] = {LIPSCHITZ: config.model.lipschitz}
     if config.baselines.unconstrained:
