@@ -53,8 +53,10 @@ def test_counts_that_only_fail_together_are_named_with_the_overshoot():
 def test_a_slow_link_names_the_boundary_and_both_shortfalls(two_layer_problem):
     # target 95 with 1 gpu: a (cpu or gpu) -> b (gpu only) over a 1 Mbit/s link carries
     # 1.25e5 / (2 x 1e4) = 6.25 samples/s; a and b together on the gpu reach 10 / 0.11 = 90.9.
+    # a|b as two gpu stages: over the gpu's own 0.9 Mbit/s interconnect, 5.6 samples/s
     raw = two_type_catalog(1, throughput_target=95)
     raw["links"][0]["gbps"] = 0.001
+    raw["devices"][1]["intra_gbps"] = 0.0009
     problem = PlacementProblem(two_layer_problem().profile, build_catalog(raw))
     with pytest.raises(PlacementInfeasible, match=(
             r"^throughput: no plan gets past layer 'b' at 95 samples/s: the fastest usable link after layer 'a' "

@@ -1,13 +1,21 @@
-"""Consecutive stages on one device type (issue 16): not reachable yet, so strict xfail."""
+"""Consecutive stages on one device type (issue 16): found where they are cheapest."""
 
+import itertools
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from fedfleet.placement import PlacementProblem
-from fedfleet.placement.catalog import load_catalog
-from fedfleet.placement.planners import DynamicProgrammingPlanner, GeneticPlanner
+from fedfleet.placement import PLANNERS, LayerProfile, ModelProfile, PlacementInfeasible, PlacementProblem
+from fedfleet.placement.catalog import build_catalog, load_catalog
+from fedfleet.placement.cost import merge_stages, scheme_from_runs, splits_from_runs
+from fedfleet.placement.planners import BruteForcePlanner, DynamicProgrammingPlanner, GeneticPlanner
+from fedfleet.placement.planners.exhaustive import all_stage_plans
 from fedfleet.placement.profile import load_profile_table
+
+from .conftest import two_type_catalog
+from .test_independent_cost import documented_cost
 
 CONFIGS = Path(__file__).parents[2] / "configs" / "placement"
 
@@ -18,9 +26,86 @@ def _transformer(target: float) -> PlacementProblem:
     return PlacementProblem(load_profile_table(CONFIGS / "transformer_small.csv"), catalog)
 
 
-@pytest.mark.xfail(strict=True, reason="the merge rule fuses adjacent same-type stages")
 @pytest.mark.parametrize(("target", "split_cost"), [(8000, 569.0), (12000, 549.3)])
 @pytest.mark.parametrize("planner", [DynamicProgrammingPlanner, GeneticPlanner])
 def test_a_same_type_split_is_found_where_it_is_cheaper(planner, target, split_cost):
     plan = planner().fit(_transformer(target)).plan_
     assert plan.cost <= split_cost * 1.001
+
+
+@pytest.mark.parametrize(("target", "stages", "cost"), [(8000, 4, 509.40), (12000, 6, 509.58)])
+def test_the_transformer_runs_as_a_pipeline_of_single_a100s(target, stages, cost):
+    # one instance per stage all-reduces nothing; the a100-a100 links (600 Gbit/s) carry
+    # 7.5e10 / (2 x 393216 bytes) = 95,367 samples/s, far above the target
+    problem = _transformer(target)
+    plan = DynamicProgrammingPlanner().fit(problem).plan_
+    assert [(s.device, s.instances) for s in plan.stages] == [("a100", 1)] * stages
+    assert plan.splits == tuple(s.first for s in plan.stages[1:])
+    assert plan.cost == pytest.approx(cost, abs=0.005)
+    assert plan.cost == pytest.approx(documented_cost(problem, list(plan.scheme), plan.splits), rel=1e-9)
+
+
+def _memory_bound_problem() -> PlacementProblem:
+    # a and b hold 0.6 GiB of parameters each on 1 GiB devices: one gpu stage cannot hold both;
+    # the cpu-gpu link carries 1.25e5 / 2e4 = 6.25 samples/s and b on the cpu reaches 40.
+    a = LayerProfile(name="a", flops=1e7, param_bytes=0.6 * 2**30, activation_bytes=1e4)
+    b = LayerProfile(name="b", flops=1e8, param_bytes=0.6 * 2**30, activation_bytes=10)
+    raw = two_type_catalog()
+    raw["links"][0]["gbps"] = 0.001
+    return PlacementProblem(ModelProfile("ab", (a, b)), build_catalog(raw))
+
+
+@pytest.mark.parametrize("name", ["brute", "dp", "genetic"])
+def test_the_only_plan_is_two_stages_on_one_type(name):
+    # gpu|gpu: a 0.01 s and b 0.1 s per batch of 10 -> 100 samples/s; the link between the two
+    # gpu stages runs at the gpu's 8 Gbit/s: 1e9 / 2e4 = 5e4 samples/s. 10 h x rental 10 = 100.
+    plan = PLANNERS.build(name).fit(_memory_bound_problem()).plan_
+    assert [(s.device, s.instances) for s in plan.stages] == [("gpu", 1), ("gpu", 1)]
+    assert plan.scheme == (1, 1) and plan.splits == (1,)
+    assert plan.stages[0].transfer_s == pytest.approx(10 / 5e4)
+    assert plan.throughput == pytest.approx(100) and plan.cost == pytest.approx(100)
+
+
+def test_without_the_split_the_memory_bound_problem_has_no_plan():
+    problem = _memory_bound_problem()
+    assert problem.score([1, 1])[0] > 0 and problem.score([1, 1], splits=(1,))[0] == 0
+    with pytest.raises(PlacementInfeasible):
+        PLANNERS.build("greedy").fit(problem)  # greedy merges by type only
+
+
+@pytest.mark.parametrize(
+    ("scheme", "splits", "runs"),
+    [
+        ([0, 0, 1, 1, 0], {1}, [(0, 1, 0), (1, 2, 0), (2, 4, 1), (4, 5, 0)]),
+        ([2, 2, 2], {1, 2}, [(0, 1, 2), (1, 2, 2), (2, 3, 2)]),
+        ([0, 1, 2], {1}, [(0, 1, 0), (1, 2, 1), (2, 3, 2)]),  # a split between two types is implied
+    ],
+)
+def test_splits_start_stages_on_the_same_type(scheme, splits, runs):
+    assert merge_stages(scheme, splits) == runs
+
+
+@given(st.lists(st.tuples(st.integers(1, 4), st.integers(0, 3)), min_size=1, max_size=12))
+def test_runs_round_trip_through_scheme_and_splits(stages):
+    bounds = list(itertools.accumulate(length for length, _ in stages))
+    runs = [(end - length, end, device) for end, (length, device) in zip(bounds, stages, strict=True)]
+    assert merge_stages(scheme_from_runs(runs, bounds[-1]), splits_from_runs(runs)) == runs
+
+
+def test_brute_force_enumerates_every_stage_plan_once():
+    plans = [tuple(runs) for runs in all_stage_plans(4, 3)]
+    assert len(plans) == len(set(plans)) == 3 * 4**3
+    assert all(runs[0][0] == 0 and runs[-1][1] == 4 and all(a[1] == b[0] for a, b in itertools.pairwise(runs))
+               for runs in plans)
+    assert sum(any(a[2] == b[2] for a, b in itertools.pairwise(runs)) for runs in plans) > 0
+
+
+def test_the_parity_set_has_optima_with_same_type_splits(random_problem):
+    # else DP-vs-brute-force parity would not check the same-type links at all
+    plans = []
+    for seed in range(6):
+        try:
+            plans.append(BruteForcePlanner().fit(random_problem(seed, 7, 3)).plan_)
+        except PlacementInfeasible:
+            continue
+    assert sum(bool(plan.splits) for plan in plans) >= 2

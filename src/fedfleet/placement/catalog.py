@@ -40,7 +40,7 @@ class DeviceType(_Strict):
     speed: float | None = Field(None, gt=0)  # times faster than the profile's reference CPU
     memory_gb: float = Field(gt=0)  # GiB usable by one instance
     price_per_hour: float = Field(ge=0)  # currency units per instance-hour
-    intra_gbps: float = Field(25.0, gt=0)  # all-reduce bandwidth between instances of this type
+    intra_gbps: float = Field(25.0, gt=0)  # between instances of this type: all-reduce, same-type stages
     efficiency: dict[str, float] = Field(default_factory=dict)  # layer kind → share of peak
 
     @model_validator(mode="after")
@@ -92,13 +92,17 @@ class DeviceCatalog(_Strict):
         return [device.name for device in self.devices]
 
     def link_bandwidth(self) -> np.ndarray:
-        """Bytes/s between stage pairs, shape (T, T); the diagonal is infinite (no transfer)."""
+        """Bytes/s between stages on two types, shape (T, T).
+
+        The diagonal is the link between two stages on one type: instances of that type
+        talk over its ``intra_gbps`` interconnect.
+        """
         index = {name: i for i, name in enumerate(self.names)}
         bandwidth = np.full((len(self.devices),) * 2, self.default_link_gbps * GBIT)
         for link in self.links:
             a, b = (index[name] for name in link.between)
             bandwidth[a, b] = bandwidth[b, a] = link.gbps * GBIT
-        np.fill_diagonal(bandwidth, np.inf)
+        np.fill_diagonal(bandwidth, [device.intra_gbps * GBIT for device in self.devices])
         return bandwidth
 
     def with_job(self, **changes: Any) -> DeviceCatalog:

@@ -1,14 +1,17 @@
 """The HeterPS cost model: schemes → stages → provisioned instances → throughput and cost.
 
 A *scheme* gives each layer a device-type index. Consecutive layers on one type merge into
-a *stage*. Every contiguous segment of layers on every type is costed once, up front
-(``O(L² T K)`` array work), so evaluating a scheme afterwards is a handful of look-ups.
+a *stage*, unless a *split* (a stage-boundary gene) starts a new stage at a layer: then two
+neighbouring stages share a type, linked at that type's ``intra_gbps``. Every contiguous
+segment of layers on every type is costed once, up front (``O(L² T K)`` array work), so
+evaluating a scheme afterwards is a handful of look-ups.
 The formulas are listed in docs/placement.md; symbols below follow that page.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +42,7 @@ class Plan:
     """A costed placement; ``cost`` is in the catalog's currency."""
 
     scheme: tuple[int, ...]  # device-type index per layer
+    splits: tuple[int, ...]  # layers that start a stage on the same type as the layer before
     stages: tuple[Stage, ...]
     throughput: float  # samples/s of the pipeline (its slowest stage or link)
     training_hours: float  # job.samples / throughput / 3600
@@ -47,25 +51,39 @@ class Plan:
     bottleneck: str  # the stage or link that sets the throughput
 
 
-def merge_stages(scheme: np.ndarray | Sequence[int]) -> list[Run]:
-    """Merge consecutive layers on the same device type into ``(first, end, type)`` runs."""
-    types = scheme.tolist() if isinstance(scheme, np.ndarray) else scheme
+def merge_stages(scheme: np.ndarray | Sequence[int], splits: Collection[int] = ()) -> list[Run]:
+    """Merge consecutive layers on one device type into ``(first, end, type)`` runs.
+
+    Parameters
+    ----------
+    scheme : sequence of int
+        Device-type index per layer.
+    splits : collection of int
+        Layers that start a new stage even when the layer before is on the same type
+        (the stage-boundary genes); a split between two types is implied and ignored.
+    """
+    types = scheme.tolist() if isinstance(scheme, np.ndarray) else list(scheme)
     runs: list[Run] = []
     start = 0
     for index in range(1, len(types)):
-        if types[index] != types[start]:
+        if types[index] != types[start] or index in splits:
             runs.append((start, index, types[start]))
             start = index
     runs.append((start, len(types), types[start]))
     return runs
 
 
-def scheme_from_runs(runs: list[Run], num_layers: int) -> np.ndarray:
-    """Inverse of :func:`merge_stages` for runs that cover ``range(num_layers)``."""
+def scheme_from_runs(runs: Sequence[Run], num_layers: int) -> np.ndarray:
+    """The scheme (type per layer) of runs that cover ``range(num_layers)``."""
     scheme = np.empty(num_layers, dtype=np.int64)
     for first, end, device in runs:
         scheme[first:end] = device
     return scheme
+
+
+def splits_from_runs(runs: Sequence[Run]) -> tuple[int, ...]:
+    """The splits that, with the runs' scheme, :func:`merge_stages` needs to rebuild ``runs``."""
+    return tuple(first for (_, _, before), (first, _, device) in itertools.pairwise(runs) if before == device)
 
 
 class PlacementProblem:
@@ -86,7 +104,8 @@ class PlacementProblem:
     stage_time : ndarray, shape (L+1, L+1, T)
         Per-batch time of that stage with those instances (inf when infeasible).
     link_throughput : ndarray, shape (L+1, T, T)
-        Samples/s of the link carrying the boundary before layer j from type a to type b.
+        Samples/s of the link carrying the boundary before layer j from type a to type b
+        (a = b: between two stages on one type, over its ``intra_gbps``).
     """
 
     def __init__(self, profile: ModelProfile, catalog: DeviceCatalog) -> None:
@@ -177,15 +196,16 @@ class PlacementProblem:
 
     # -- evaluating schemes -------------------------------------------------------------
 
-    def score(self, scheme: np.ndarray) -> tuple[float, float]:
+    def score(self, scheme: np.ndarray | Sequence[int], splits: Collection[int] = ()) -> tuple[float, float]:
         """``(violation, cost)`` of a scheme: violation 0 means feasible, else cost is inf.
 
         The violation grows with how far a scheme is from feasible (infeasible stages,
         slow links, instances over the counts), so a search can climb towards feasibility.
+        ``splits`` are the scheme's same-type stage boundaries (see :func:`merge_stages`).
         """
-        return self.score_runs(merge_stages(scheme))
+        return self.score_runs(merge_stages(scheme, splits))
 
-    def score_runs(self, runs: list[Run]) -> tuple[float, float]:
+    def score_runs(self, runs: Sequence[Run]) -> tuple[float, float]:
         """:meth:`score` for already-merged runs."""
         instances, rental_table, stage_rate, best_rate, link_rate = self._lookup
         target = self.job.throughput_target
@@ -219,9 +239,12 @@ class PlacementProblem:
             return violation, np.inf
         return 0.0, self.job.samples / throughput / 3600.0 * rental
 
-    def plan(self, scheme: np.ndarray | tuple[int, ...] | list[int]) -> Plan:
+    def plan(self, scheme: np.ndarray | Sequence[int], splits: Collection[int] = ()) -> Plan:
         """The full costed plan of a feasible scheme (see :meth:`score` for feasibility)."""
-        runs = merge_stages(scheme)
+        return self.plan_runs(merge_stages(scheme, splits))
+
+    def plan_runs(self, runs: Sequence[Run]) -> Plan:
+        """:meth:`plan` for stage runs ``(first, end, type)`` that tile the layers."""
         names = self.catalog.names
         stages = []
         limits: list[tuple[float, str]] = []
@@ -241,7 +264,8 @@ class PlacementProblem:
         throughput, bottleneck = min(limits)
         rental = float(sum(self.rental[first, end, device] for first, end, device in runs))
         hours = self.job.samples / throughput / 3600.0 if throughput > 0 else np.inf
-        return Plan(scheme=tuple(int(t) for t in np.asarray(scheme)), stages=tuple(stages),
+        scheme = scheme_from_runs(runs, self.num_layers)
+        return Plan(scheme=tuple(int(t) for t in scheme), splits=splits_from_runs(runs), stages=tuple(stages),
                     throughput=throughput, training_hours=hours, rental_per_hour=rental,
                     cost=hours * rental, bottleneck=bottleneck)
 

@@ -85,15 +85,10 @@ def _blocked_boundary(problem: PlacementProblem, relaxed: PartitionTables) -> Pl
     before, after = layers[edge - 1].name, layers[edge].name
     ends = np.flatnonzero(reached[edge])
     starts = np.flatnonzero(problem.instances[edge, edge + 1] > 0)
-    pairs = [(float(problem.link_throughput[edge, a, b]), int(a), int(b))
-             for a in ends for b in starts if a != b]
-    if pairs:
-        link, a, b = max(pairs)
-        parts = [f"the fastest usable link after layer {before!r} ({names[a]}→{names[b]}) carries "
-                 f"{link:.4g} samples/s, short by {100 * (1 - link / target):.1f}%"]
-    else:
-        parts = [f"layer {after!r} runs only on {', '.join(names[b] for b in starts)}, the type every "
-                 f"plan up to layer {before!r} ends on, so they must share a stage"]
+    # every layer alone can be provisioned, so both ends and starts are non-empty
+    link, a, b = max((float(problem.link_throughput[edge, a, b]), int(a), int(b)) for a in ends for b in starts)
+    parts = [f"the fastest usable link after layer {before!r} ({names[a]}→{names[b]}) carries "
+             f"{link:.4g} samples/s, short by {100 * (1 - link / target):.1f}%"]
     # stages [i, edge] that may follow a plan ending at i (or start the pipeline)
     startable = np.isfinite(relaxed.entry).any(axis=2)[:edge] | (np.arange(edge) == 0)[:, None]
     spanning = np.where(startable, problem.best_throughput[:edge, edge + 1], -1.0)  # (edge, T)
@@ -107,7 +102,7 @@ def _blocked_boundary(problem: PlacementProblem, relaxed: PartitionTables) -> Pl
         parts.append(f"no device type's memory holds a stage running {together} together")
     return PlacementInfeasible(
         f"throughput: no plan gets past layer {after!r} at {target:.4g} samples/s: " + "; and ".join(parts)
-        + ("; raise that link's bandwidth" if pairs else "; use faster devices") + " or lower job.throughput_target")
+        + "; raise that link's bandwidth or lower job.throughput_target")
 
 
 def _count_shortfall(problem: PlacementProblem, unknown: bool) -> PlacementInfeasible:

@@ -31,7 +31,7 @@ class PartitionTables:
     ``best[j, t, u]``: least weight of an admissible prefix of layers ``[0, j)`` whose last
     stage is on type t, with tracked usage state u (index 0: no instances used).
     ``entry[j, t, u]``: least weight of such a prefix that a stage on t may follow (link
-    ≥ floor, different type); ``entry[0, t, 0] = 0``.
+    ≥ floor; the prefix's last stage may be on t too); ``entry[0, t, 0] = 0``.
     """
 
     best: np.ndarray  # (L+1, T, U)
@@ -95,8 +95,8 @@ def solve_partition(problem: PlacementProblem, floor: float, tracked: Sequence[i
             source[t] = usage[None, :]
     allowed = (problem.instances > 0) & (problem.stage_throughput >= floor)
     cost = np.where(allowed, problem.rental if weight is None else weight, np.inf)  # (L+1, L+1, T)
-    link_ok = problem.link_throughput >= floor  # (L+1, T, T)
-    link_ok[:, np.arange(types), np.arange(types)] = False
+    link_ok = problem.link_throughput >= floor  # (L+1, T, T); a = b: a same-type split
+    same_type = np.eye(types, dtype=bool)  # (a, t)
     best = np.full((size, types, states), np.inf)
     entry = np.full((size, types, states + 1), np.inf)
     entry[0, :, 0] = 0.0
@@ -111,8 +111,11 @@ def solve_partition(problem: PlacementProblem, floor: float, tracked: Sequence[i
         stage_start[end] = start
         if end < size - 1:
             options = np.where(link_ok[end][:, :, None], best[end][:, None, :], np.inf)  # (a, t, U)
-            entry[end, :, :states] = options.min(axis=0)
-            before[end] = options.argmin(axis=0)
+            least = options.min(axis=0)
+            entry[end, :, :states] = least
+            # on a tie, the stage before is of another type: no same-type split that gains nothing
+            others = np.where(same_type[:, :, None], np.inf, options)
+            before[end] = np.where(others.min(axis=0) <= least, others.argmin(axis=0), options.argmin(axis=0))
     last, final = (int(i) for i in np.unravel_index(int(best[-1].argmin()), best[-1].shape))
     value = float(best[-1, last, final])
     runs: list[Run] = []
@@ -130,8 +133,8 @@ def least_rental_partition(problem: PlacementProblem, floor: float,
                            tracked: Sequence[int] = ()) -> tuple[float, list[Run]]:
     """The admissible partition of least Σ rental, respecting ``tracked`` types' counts.
 
-    Returns ``(inf, [])`` when none exists. Consecutive stages have different types
-    (same-type neighbours would have merged into one stage).
+    Returns ``(inf, [])`` when none exists. Consecutive stages may share a type (a
+    same-type split, linked at the type's ``intra_gbps``).
     """
     tables = solve_partition(problem, floor, tracked)
     return tables.value, tables.runs

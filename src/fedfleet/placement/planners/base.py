@@ -1,18 +1,16 @@
-"""The planner contract: ``fit(problem)`` searches schemes and sets ``plan_``."""
+"""The planner contract: ``fit(problem)`` searches stage plans and sets ``plan_``."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from typing import Self
 
-import numpy as np
-
-from fedfleet.placement.cost import PlacementProblem, Plan
+from fedfleet.placement.cost import PlacementProblem, Plan, Run
 from fedfleet.placement.diagnose import infeasibility
 
 
 class Planner(ABC):
-    """Chooses a device type per layer; subclasses implement :meth:`_search`.
+    """Chooses stages (layer runs, each on a device type); subclasses implement :meth:`_search`.
 
     Attributes
     ----------
@@ -36,12 +34,12 @@ class Planner(ABC):
             missed an existing plan, saying so).
         """
         self.evaluations_ = 0
-        scheme = self._search(problem)
-        if scheme is None or problem.score(scheme)[0] > 0:
+        runs = self._search(problem)
+        if runs is None or problem.score_runs(runs)[0] > 0:
             raise infeasibility(problem, planner=type(self).__name__)
-        self.plan_ = problem.plan(scheme)
+        self.plan_ = problem.plan_runs(runs)
         return self
 
     @abstractmethod
-    def _search(self, problem: PlacementProblem) -> np.ndarray | None:
-        """The best scheme found (device-type index per layer), or None."""
+    def _search(self, problem: PlacementProblem) -> list[Run] | None:
+        """The best stage runs ``(first, end, type)`` found, or None."""

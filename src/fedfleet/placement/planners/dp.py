@@ -21,7 +21,7 @@ import heapq
 
 import numpy as np
 
-from fedfleet.placement.cost import PlacementProblem, scheme_from_runs
+from fedfleet.placement.cost import PlacementProblem, Run
 from fedfleet.placement.partition import count_respecting_partition
 from fedfleet.placement.planners.base import Planner
 
@@ -40,7 +40,7 @@ class DynamicProgrammingPlanner(Planner):
 
     tracked_types_: tuple[str, ...]
 
-    def _search(self, problem: PlacementProblem) -> np.ndarray | None:
+    def _search(self, problem: PlacementProblem) -> list[Run] | None:
         target = problem.job.throughput_target
         samples_hours = problem.job.samples / 3600.0
         stage = problem.stage_throughput[problem.instances > 0]
@@ -82,5 +82,4 @@ class DynamicProgrammingPlanner(Planner):
                     heapq.heappush(pending, (part_bound, part_high, part_low))
         self.evaluations_ = self.floors_solved_
         self.tracked_types_ = tuple(problem.catalog.names[t] for t in tracked)
-        assert best_runs is not None
-        return scheme_from_runs(best_runs, problem.num_layers)
+        return best_runs

@@ -1,10 +1,13 @@
 """The genetic planner (US20230206075A1, HeterPS): evolve layer → device-type schemes.
 
-Each individual is a scheme; its fitness is the cost model's ``(violation, cost)`` of the
-stages it merges into (lower is better, feasible before infeasible). Every generation
-keeps the elite, fills the rest with children of tournament-selected parents (two-point
-crossover) and mutates them with three operators that act on the stage structure:
-re-typing single layers, shifting a stage boundary, and re-typing a whole stage.
+Each individual is a scheme (a device-type gene per layer) and a stage-boundary gene per
+layer boundary: consecutive layers on one type merge into a stage, as in the patent,
+unless their boundary gene is set, which splits them into two stages on that type. The
+fitness is the cost model's ``(violation, cost)`` of the stages (lower is better, feasible
+before infeasible). Every generation keeps the elite, fills the rest with children of
+tournament-selected parents (two-point crossover) and mutates them: genes flip with
+probability 1/L each, then one operator acts on the stage structure: shifting a stage
+boundary or re-typing a whole stage.
 By default a few schemes per generation are then hill-climbed (a memetic step): the
 plain patent algorithm stalls in local optima where the cheaper plan needs two
 coordinated changes, e.g. a one-layer CPU stage that splits a GPU run in two.
@@ -16,13 +19,22 @@ import math
 import random
 from collections.abc import Callable, Iterator
 
-import numpy as np
-
-from fedfleet.placement.cost import PlacementProblem, merge_stages
+from fedfleet.placement.cost import PlacementProblem, Run, merge_stages, splits_from_runs
 from fedfleet.placement.planners.base import Planner
 
 Score = tuple[float, float]
 Scheme = tuple[int, ...]
+Genome = tuple[Scheme, tuple[int, ...]]  # types per layer, layers whose boundary gene is set
+
+
+def genome(types: list[int] | Scheme, splits: set[int] | tuple[int, ...]) -> Genome:
+    """The canonical genome: boundary genes kept only between layers of one type."""
+    return tuple(types), tuple(sorted(layer for layer in splits if types[layer] == types[layer - 1]))
+
+
+def genome_of_runs(runs: list[Run]) -> Genome:
+    """The genome whose stages are ``runs``."""
+    return tuple(device for first, end, device in runs for _ in range(first, end)), splits_from_runs(runs)
 
 
 class GeneticPlanner(Planner):
@@ -47,8 +59,8 @@ class GeneticPlanner(Planner):
     local_search : bool
         Hill-climb the single-type starting schemes, each generation's best scheme and
         ``climbs`` random offspring (move a stage boundary by one layer, re-type a stage,
-        or give one layer another type) before the next generation; False gives the
-        plain genetic algorithm of the patent.
+        split a stage in two on its type, join two stages, or give one layer another
+        type) before the next generation; False gives the genetic algorithm alone.
     climbs : int
         Random offspring hill-climbed per generation when ``local_search`` is on.
     random_state : int or None
@@ -86,16 +98,16 @@ class GeneticPlanner(Planner):
         self.climbs = climbs
         self.random_state = random_state
 
-    def _search(self, problem: PlacementProblem) -> np.ndarray | None:
+    def _search(self, problem: PlacementProblem) -> list[Run] | None:
         rng = random.Random(self.random_state)
         types = problem.num_types
-        cache: dict[Scheme, Score] = {}
-        climbed: set[Scheme] = set()
+        cache: dict[Genome, Score] = {}
+        climbed: set[Genome] = set()
 
-        def fitness(scheme: Scheme) -> Score:
-            if scheme not in cache:
-                cache[scheme] = problem.score_runs(merge_stages(scheme))
-            return cache[scheme]
+        def fitness(individual: Genome) -> Score:
+            if individual not in cache:
+                cache[individual] = problem.score_runs(merge_stages(*individual))
+            return cache[individual]
 
         members = self._initial(problem.num_layers, types, rng)
         if self.local_search:  # single-type schemes first: often infeasible but one move from good
@@ -113,7 +125,7 @@ class GeneticPlanner(Planner):
                     break
                 first = members[self._select(scores, rng)]
                 second = members[self._select(scores, rng)]
-                child = self._mutate(self._crossover(first, second, rng), types, rng)
+                child = self._mutate(*self._crossover(first, second, rng), types, rng)
                 if child not in seen:
                     seen.add(child)
                     children.append(child)
@@ -133,28 +145,33 @@ class GeneticPlanner(Planner):
                 break
         self.generations_ = len(self.history_)
         self.evaluations_ = len(cache)
-        return np.asarray(members[min(range(len(members)), key=scores.__getitem__)])
+        return merge_stages(*members[min(range(len(members)), key=scores.__getitem__)])
 
     @staticmethod
-    def _neighbours(scheme: Scheme, types: int) -> Iterator[Scheme]:
-        """Boundary moves by one layer, whole-stage re-types, then single-layer re-types."""
-        runs = merge_stages(scheme)
-        for first, end, device in runs:
+    def _neighbours(individual: Genome, types: int) -> Iterator[Genome]:
+        """Boundary moves by one layer, whole-stage re-types, splits and joins, then single-layer re-types."""
+        scheme, splits = individual
+        runs = merge_stages(scheme, splits)
+        for position, (first, end, device) in enumerate(runs):
             if first > 0:
-                yield (*scheme[:first], scheme[first - 1], *scheme[first + 1 :])
-                yield (*scheme[: first - 1], device, *scheme[first:])
+                yield genome_of_runs(_moved(runs, position, first + 1))
+                yield genome_of_runs(_moved(runs, position, first - 1))
+                if first in splits:  # join with the stage before, on the same type
+                    yield scheme, tuple(layer for layer in splits if layer != first)
             for other in range(types):
                 if other != device:
-                    yield (*scheme[:first], *(other,) * (end - first), *scheme[end:])
+                    yield genome((*scheme[:first], *(other,) * (end - first), *scheme[end:]), splits)
+            for layer in range(first + 1, end):
+                yield scheme, tuple(sorted({*splits, layer}))  # split the stage on its type
         for layer in range(len(scheme)):
             for other in range(types):
                 if other != scheme[layer]:
-                    yield (*scheme[:layer], other, *scheme[layer + 1 :])
+                    yield genome((*scheme[:layer], other, *scheme[layer + 1 :]), splits)
 
-    def _climb(self, scheme: Scheme, types: int, fitness: Callable[[Scheme], Score],
-               climbed: set[Scheme]) -> Scheme:
+    def _climb(self, individual: Genome, types: int, fitness: Callable[[Genome], Score],
+               climbed: set[Genome]) -> Genome:
         """First-improvement hill climb over :meth:`_neighbours` until none is better."""
-        current, best = scheme, fitness(scheme)
+        current, best = individual, fitness(individual)
         improved = current not in climbed
         while improved:
             improved = False
@@ -166,47 +183,66 @@ class GeneticPlanner(Planner):
             climbed.add(current)
         return current
 
-    def _initial(self, layers: int, types: int, rng: random.Random) -> list[Scheme]:
-        """Every single-type scheme, then random schemes of a few contiguous runs."""
-        members: list[Scheme] = [(t,) * layers for t in range(types)]
+    def _initial(self, layers: int, types: int, rng: random.Random) -> list[Genome]:
+        """Every single-type scheme, then random schemes of a few contiguous stages (types may repeat)."""
+        members: list[Genome] = [((t,) * layers, ()) for t in range(types)]
         most_runs = max(2, math.isqrt(layers))
         while len(members) < self.population:
             cuts = sorted(rng.sample(range(1, layers), min(rng.randint(1, most_runs) - 1, layers - 1)))
             scheme: list[int] = []
             for start, end in zip([0, *cuts], [*cuts, layers], strict=True):
                 scheme += [rng.randrange(types)] * (end - start)
-            members.append(tuple(scheme))
+            members.append(genome(scheme, set(cuts)))
         return members[: self.population]
 
     def _select(self, scores: list[Score], rng: random.Random) -> int:
         drawn = [rng.randrange(len(scores)) for _ in range(self.tournament)]
         return min(drawn, key=scores.__getitem__)
 
-    def _crossover(self, first: Scheme, second: Scheme, rng: random.Random) -> list[int]:
-        child = list(first)
+    def _crossover(self, first: Genome, second: Genome, rng: random.Random) -> tuple[list[int], set[int]]:
+        """Two-point crossover of both gene kinds: layers and boundaries in [start, end) from ``second``."""
+        child, splits = list(first[0]), set(first[1])
         if rng.random() < self.crossover_rate:
-            start, end = sorted((rng.randrange(len(first) + 1), rng.randrange(len(first) + 1)))
-            child[start:end] = second[start:end]
-        return child
+            start, end = sorted((rng.randrange(len(child) + 1), rng.randrange(len(child) + 1)))
+            child[start:end] = second[0][start:end]
+            splits = {layer for layer in splits if not start <= layer < end}
+            splits |= {layer for layer in second[1] if start <= layer < end}
+        return child, splits
 
-    def _mutate(self, scheme: list[int], types: int, rng: random.Random) -> Scheme:
+    def _mutate(self, scheme: list[int], splits: set[int], types: int, rng: random.Random) -> Genome:
         layers = len(scheme)
         rate = 1.0 / layers if self.mutation_rate is None else self.mutation_rate
         for layer in range(layers):
             if rng.random() < rate:
                 scheme[layer] = rng.randrange(types)
-        runs = merge_stages(scheme)
+        for layer in range(1, layers):  # boundary genes
+            if rng.random() < rate:
+                splits ^= {layer}
+        individual = genome(scheme, splits)
+        runs = merge_stages(*individual)
         operator = rng.randrange(3)
         if operator == 0 and len(runs) > 1:  # shift a stage boundary by up to three layers
-            boundary = runs[rng.randrange(1, len(runs))][0]
-            shift = rng.randint(1, 3)
-            if rng.random() < 0.5:
-                end = min(layers, boundary + shift)
-                scheme[boundary:end] = [scheme[boundary - 1]] * (end - boundary)
-            else:
-                start = max(0, boundary - shift)
-                scheme[start:boundary] = [scheme[boundary]] * (boundary - start)
-        elif operator == 1:  # re-type a whole stage (it may merge with a neighbour)
+            position = rng.randrange(1, len(runs))
+            shift = rng.randint(1, 3) * (1 if rng.random() < 0.5 else -1)
+            return genome_of_runs(_moved(runs, position, runs[position][0] + shift))
+        if operator == 1:  # re-type a whole stage (it may merge with a neighbour)
             first, end, _ = runs[rng.randrange(len(runs))]
             scheme[first:end] = [rng.randrange(types)] * (end - first)
-        return tuple(scheme)
+            return genome(scheme, individual[1])
+        return individual
+
+
+def _moved(runs: list[Run], position: int, boundary: int) -> list[Run]:
+    """``runs`` with the start of stage ``position`` moved to layer ``boundary``.
+
+    Stages the move empties disappear; the layers between the old and the new boundary
+    join the stage on the other side of it.
+    """
+    boundary = min(max(boundary, 0), runs[-1][1])
+    before = [(first, min(end, boundary), device) for first, end, device in runs[:position] if first < boundary]
+    after = [(max(first, boundary), end, device) for first, end, device in runs[position:] if end > boundary]
+    if before:
+        before[-1] = (before[-1][0], boundary, before[-1][2])
+    if after:
+        after[0] = (boundary, after[0][1], after[0][2])
+    return before + after

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from fedfleet.placement.catalog import GIB
-from fedfleet.placement.cost import PlacementProblem
+from fedfleet.placement.cost import PlacementProblem, Run, merge_stages
 from fedfleet.placement.planners.base import Planner
 from fedfleet.threads import torch_threads
 
@@ -96,12 +96,12 @@ class ReinforcePlanner(Planner):
         self.lr = lr
         self.random_state = random_state
 
-    def _search(self, problem: PlacementProblem) -> np.ndarray | None:
+    def _search(self, problem: PlacementProblem) -> list[Run] | None:
         with torch_threads(1), torch.random.fork_rng():  # a 32-unit LSTM gains nothing from more threads
             torch.manual_seed(0 if self.random_state is None else self.random_state)
             return self._train(problem)
 
-    def _train(self, problem: PlacementProblem) -> np.ndarray | None:
+    def _train(self, problem: PlacementProblem) -> list[Run] | None:
         features = layer_features(problem)
         policy = _Policy(features.shape[1], problem.num_types, self.hidden, self.stay_bonus)
         optimiser = torch.optim.Adam(policy.parameters(), lr=self.lr)
@@ -121,7 +121,7 @@ class ReinforcePlanner(Planner):
             loss.backward()
             optimiser.step()
             self.history_.append(best_cost)
-        return best_scheme
+        return None if best_scheme is None else merge_stages(best_scheme)
 
     @staticmethod
     def _rewards(scores: list[tuple[float, float]]) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 
 from fedfleet.errors import ConfigError
 from fedfleet.placement.catalog import GIB
-from fedfleet.placement.cost import PlacementProblem
+from fedfleet.placement.cost import PlacementProblem, Run, merge_stages
 from fedfleet.placement.diagnose import PlacementInfeasible
 from fedfleet.placement.planners.base import Planner
 
@@ -23,17 +23,17 @@ class SingleTypePlanner(Planner):
     def __init__(self, kind: str = "cpu") -> None:
         self.kind = kind
 
-    def _search(self, problem: PlacementProblem) -> np.ndarray | None:
+    def _search(self, problem: PlacementProblem) -> list[Run] | None:
         candidates = [t for t, d in enumerate(problem.catalog.devices) if d.kind == self.kind]
         if not candidates:
             raise ConfigError(f"the device catalog has no {self.kind} type; choose another planner")
-        best: tuple[tuple[float, float], np.ndarray] | None = None
+        best: tuple[tuple[float, float], list[Run]] | None = None
         for device in candidates:
-            scheme = np.full(problem.num_layers, device)
-            score = problem.score(scheme)
+            runs = [(0, problem.num_layers, device)]
+            score = problem.score_runs(runs)
             self.evaluations_ += 1
             if score[0] == 0 and (best is None or score < best[0]):
-                best = (score, scheme)
+                best = (score, runs)
         if best is None:
             raise self._why_not(problem, candidates)
         return best[1]
@@ -68,7 +68,7 @@ class GreedyPlanner(Planner):
     bind), but earlier choices are never revisited.
     """
 
-    def _search(self, problem: PlacementProblem) -> np.ndarray | None:
+    def _search(self, problem: PlacementProblem) -> list[Run] | None:
         scheme = np.zeros(problem.num_layers, dtype=np.int64)
         for layer in range(problem.num_layers):
             scores = []
@@ -77,4 +77,4 @@ class GreedyPlanner(Planner):
                 scores.append(problem.score(scheme[: layer + 1]))
             self.evaluations_ += problem.num_types
             scheme[layer] = min(range(problem.num_types), key=scores.__getitem__)
-        return scheme
+        return merge_stages(scheme)
