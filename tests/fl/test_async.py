@@ -294,3 +294,20 @@ def test_an_async_run_directory_with_its_report_can_be_overwritten(tmp_path):
     api.run(config, out_dir=tmp_path / "r")
     assert (tmp_path / "r" / "report_staleness.png").exists()
     api.run(config, out_dir=tmp_path / "r", overwrite=True)
+
+
+@pytest.mark.parametrize("faults", [{}, {"failure_rate": 0.3}])
+def test_in_flight_tasks_train_together_and_lost_ones_not_at_all(digits_config, faults):
+    digits_config["train"].update(mode="async", rounds=10, task_timeout_s=60.0)
+    digits_config["strategy"] = {"name": "fedasync"}
+    digits_config["fleet"] = faults
+    runner = build_runner(load_config(digits_config | {"backend": {"workers": 1}}))
+    batches: list[int] = []
+    train = runner.parts.backend.run
+    runner.parts.backend.run = lambda tasks: batches.append(len(tasks)) or train(tasks)  # type: ignore[method-assign]
+    summary = runner.run()
+    assert max(batches) > 1  # a parallel backend gets several tasks at once
+    arrived = runner.state.totals["updates_accepted"] + runner.state.totals["updates_rejected"]
+    in_flight = sum("trained" in task for task in runner.tasks.values())
+    assert sum(batches) == arrived + in_flight  # no lost or timed-out task was trained
+    assert summary["failed"] > 0 if faults else summary["failed"] == 0

@@ -3,9 +3,12 @@
 Up to ``concurrency`` devices train at once. Each arrival is validated and handed to the
 strategy at the virtual moment it reaches the server; a new global version is made whenever
 the strategy returns one, and idle online devices are dispatched with the current version.
-Local training runs when the clock reaches the moment its inputs exist: a whole task at its
-arrival (it uses only its base version), FedASMU's first segment at the refresh request and
-its second segment at the arrival, so no computation uses a version newer than the clock.
+Local training runs when the clock reaches the moment its inputs exist: a whole task uses only
+its base version, so it is trained at the latest at its arrival, together with every other
+in-flight whole task that will arrive (a parallel backend trains them side by side; the
+updates are kept with their tasks until they arrive). FedASMU's first segment is trained at the
+refresh request and its second segment at the arrival, so no computation uses a version newer
+than the clock.
 All state lives in :class:`RunState` as plain data and tensors, so a resumed run continues
 the uninterrupted one event for event.
 """
@@ -249,13 +252,14 @@ class AsyncRunner:
         self.state.totals["bytes_down"] += self.message_bytes
         self.tasks[task_id] = task
         lost = failed or self.availability.online_until(client, now) < arrive_s
+        timeout = self.config.train.task_timeout_s
+        task["arrives"] = not lost and (timeout is None or arrive_s < now + timeout)
         if lost:
             self.state.totals["failed"] += 1
         elif "split" in task:
             self.queue.push(refresh_s, REFRESH, {"task": task_id, "arrive_s": arrive_s}, SERVER_RANK)
         else:
             self.queue.push(arrive_s, ARRIVE, {"task": task_id}, SERVER_RANK)
-        timeout = self.config.train.task_timeout_s
         if timeout is not None:
             self.queue.push(now + timeout, TIMEOUT, {"task": task_id}, SERVER_RANK)
 
@@ -301,6 +305,8 @@ class AsyncRunner:
         task_id = event.data["task"]
         task = self.tasks.pop(task_id)
         self.queue.discard(lambda e: e.kind == TIMEOUT and e.data.get("task") == task_id)
+        if self._untrained(task):
+            self._train_ahead([task, *filter(self._untrained, self.tasks.values())])
         update = self._completed_update(task)
         self.state.totals["bytes_up"] += self.message_bytes
         staleness = self.state.step - task["base_version"]
@@ -320,16 +326,39 @@ class AsyncRunner:
 
     # -- training and aggregation -----------------------------------------------------------
 
-    def _train(self, task: dict[str, Any], params: torch.Tensor, plan: LocalTrainingPlan,
-               steps: tuple[int, int] | None) -> ClientUpdate:
-        train_task = TrainTask(task["client"], params, task["base_version"], plan, task["seed"], steps)
-        update = self.parts.backend.run([train_task])[0]
+    @staticmethod
+    def _untrained(task: dict[str, Any]) -> bool:
+        """A whole task (no refresh) that will arrive and has not been trained yet."""
+        return bool(task.get("arrives")) and "split" not in task and "trained" not in task
+
+    def _whole_task(self, task: dict[str, Any]) -> TrainTask:
+        plan = self.strategy.configure_train(self.plan, task["base_version"] + 1)
+        return TrainTask(task["client"], task["params"], task["base_version"], plan, task["seed"])
+
+    def _train_ahead(self, tasks: list[dict[str, Any]]) -> None:
+        """Train ``tasks`` in one backend call; each keeps its update (as plain data) until it arrives."""
+        updates = self.parts.backend.run([self._whole_task(task) for task in tasks])
+        for task, update in zip(tasks, updates, strict=True):
+            task["trained"] = {"delta": update.delta, "num_samples": update.num_samples,
+                               "local_steps": update.local_steps, "metrics": dict(update.metrics)}
+
+    def _hooked(self, train_task: TrainTask, update: ClientUpdate) -> ClientUpdate:
         for hook in self.parts.client_hooks:
             update = hook(train_task, update)
         return update
 
+    def _train(self, task: dict[str, Any], params: torch.Tensor, plan: LocalTrainingPlan,
+               steps: tuple[int, int] | None) -> ClientUpdate:
+        train_task = TrainTask(task["client"], params, task["base_version"], plan, task["seed"], steps)
+        return self._hooked(train_task, self.parts.backend.run([train_task])[0])
+
     def _completed_update(self, task: dict[str, Any]) -> ClientUpdate:
         plan = self.strategy.configure_train(self.plan, task["base_version"] + 1)
+        if "trained" in task:
+            trained = task["trained"]
+            update = ClientUpdate(task["client"], trained["delta"], trained["num_samples"], trained["local_steps"],
+                                  task["base_version"], trained["metrics"])
+            return self._hooked(self._whole_task(task), update)
         if "local" not in task:
             return self._train(task, task["params"], plan, None)
         second = self._train(task, task["local"], plan, (task["split"], 1 << 62))
