@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from fedfleet.cli import place_cmd
 from fedfleet.cli.main import main
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "placement"
@@ -59,3 +60,43 @@ def test_place_refuses_a_profile_row_that_does_nothing(capsys, tmp_path):
     table.write_text("name,kind,flops,activation_bytes\nx,dense,0,0\n")
     code, out, err = _run(["--profile", str(table), "--devices", str(CONFIGS / "cloud.yaml")], capsys)
     assert code == 2 and out == "" and "layer 1 ('x'): flops and activation_bytes are both 0" in err
+
+
+def test_a_saved_profile_re_derives_the_identical_plan(capsys, tmp_path):
+    saved = tmp_path / "mlp.yaml"
+    code, out, _ = _run(["--model", "mlp", "--devices", str(CONFIGS / "lab.yaml"), "--batch-size", "64",
+                         "--target", "2000", "--planner", "dp", "--save-profile", str(saved), "--format", "json"],
+                        capsys)
+    assert code == 0 and saved.exists()
+    first = json.loads(out)
+    code, out, _ = _run(["--profile", str(saved), "--devices", str(CONFIGS / "lab.yaml"), "--batch-size", "64",
+                         "--target", "2000", "--planner", "dp", "--format", "json"], capsys)
+    again = json.loads(out)
+    assert code == 0 and first.pop("saved_profile") == str(saved)
+    first.pop("planning_time_s"), again.pop("planning_time_s")
+    assert again == first
+
+
+def test_a_builtin_model_is_profiled_at_the_jobs_batch_size(capsys, monkeypatch):
+    seen = []
+    original = place_cmd.profile_torch_model
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["batch_size"])
+        return original(*args, **{**kwargs, "repeats": 1})
+
+    monkeypatch.setattr(place_cmd, "profile_torch_model", recording)
+    for extra in ([], ["--batch-size", "64"]):
+        code, _, _ = _run(["--model", "mlp", "--devices", str(CONFIGS / "lab.yaml"), "--target", "200", *extra],
+                          capsys)
+        assert code == 0
+    assert seen == [256, 64]  # lab.yaml's job batch, then the override
+
+
+@pytest.mark.parametrize("name", ["profile.txt", ""])
+def test_save_profile_refuses_an_unreadable_kind_of_file_before_profiling(capsys, tmp_path, name):
+    code, out, err = _run(["--model", "cnn", "--devices", str(CONFIGS / "lab.yaml"),
+                           "--save-profile", str(tmp_path / name)], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"error: --save-profile {tmp_path / name}")
+    assert list(tmp_path.iterdir()) == []

@@ -2,8 +2,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from torch import nn
 
+import fedfleet.placement.profile as profile_module
 from fedfleet.errors import ConfigError
 from fedfleet.models import build_model
 from fedfleet.placement import (
@@ -13,6 +15,7 @@ from fedfleet.placement import (
     load_catalog,
     load_profile_table,
     profile_torch_model,
+    save_profile_table,
 )
 from fedfleet.placement.catalog import build_catalog
 
@@ -20,15 +23,33 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "placement"
 
 
 def test_linear_layer_profile_matches_its_shapes():
-    model = nn.Sequential(nn.Linear(12, 5), nn.ReLU())
+    model = nn.Sequential(nn.Linear(12, 5), nn.ReLU(), nn.Linear(5, 3))
     profile = profile_torch_model(model, (12,), name="tiny", batch_size=4, repeats=1)
-    linear, relu = profile.layers
-    # forward 2·in·out, backward 2·in·out for the input and 2·in·out for the weight
-    assert linear.flops == 6 * 12 * 5
+    linear, relu, second = profile.layers
+    # forward 2·in·out, backward 2·in·out for the weight; the first layer's input needs no
+    # gradient, every later one's does (another 2·in·out)
+    assert linear.flops == 4 * 12 * 5
+    assert second.flops == 6 * 5 * 3
     assert linear.param_bytes == (12 * 5 + 5) * 4
     assert linear.activation_bytes == 5 * 4
     assert (linear.kind, relu.kind) == ("dense", "elementwise")
     assert relu.param_bytes == 0 and relu.ref_time_s is not None and relu.ref_time_s > 0
+
+
+def test_no_input_gradient_before_the_first_layer_with_parameters():
+    # mlp-like: Flatten has nothing to train, so the Linear after it computes no input gradient
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.ReLU(), nn.Linear(5, 3))
+    flatten, linear, _, second = profile_torch_model(model, (3, 4), batch_size=4, repeats=1).layers
+    assert flatten.flops == 0 and flatten.ref_time_s is not None
+    assert linear.flops == 4 * 12 * 5 and second.flops == 6 * 5 * 3
+
+
+def test_layer_time_is_the_median_cpu_time_of_the_timed_passes(monkeypatch):
+    # passes take 3, 1, 2, 100, 2 s of CPU time (the warm-up passes are not read): median 2 s,
+    # where the fastest pass would say 1 s and the mean 21.6 s
+    ticks = iter([0, 3, 10, 11, 20, 22, 30, 130, 200, 202])
+    monkeypatch.setattr(profile_module.time, "process_time", lambda: next(ticks))
+    assert profile_module._median_train_seconds(nn.ReLU(), torch.ones(2, 3), repeats=5) == 2
 
 
 def test_builtin_models_profile_every_layer():
@@ -114,3 +135,19 @@ def test_relative_speed_needs_measured_layer_times():
                                           "price_per_hour": 1}]})
     with pytest.raises(ConfigError, match="no ref_time_s"):
         PlacementProblem(load_profile_table(CONFIGS / "ctr_dnn.yaml"), catalog)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".yaml"])
+def test_a_saved_profile_reads_back_exactly(tmp_path, suffix):
+    model = build_model("lenet5", (1, 28, 28), 10)
+    measured = profile_torch_model(model, (1, 28, 28), name="lenet5", repeats=1)
+    ctr = load_profile_table(CONFIGS / "ctr_dnn.yaml")  # has sync_bytes, no ref_time_s
+    for profile in (measured, ctr):
+        path = save_profile_table(profile, tmp_path / f"{profile.name}{suffix}")
+        again = load_profile_table(path)
+        assert again.layers == profile.layers and again.name == profile.name
+
+
+def test_a_profile_file_needs_a_known_suffix(tmp_path):
+    with pytest.raises(ConfigError, match=r"give a file ending in \.csv, \.yaml, \.yml"):
+        save_profile_table(load_profile_table(CONFIGS / "ctr_dnn.yaml"), tmp_path / "p.txt")

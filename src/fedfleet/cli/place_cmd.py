@@ -22,7 +22,9 @@ from fedfleet.placement import (
     load_catalog,
     load_profile_table,
     profile_torch_model,
+    save_profile_table,
 )
+from fedfleet.placement.profile import PROFILE_SUFFIXES
 
 # Input shape and classes the built-in models are profiled with (Fashion-MNIST).
 MODEL_INPUT = (1, 28, 28)
@@ -30,8 +32,8 @@ MODEL_CLASSES = 10
 SEEDED_PLANNERS = ("genetic", "rl")
 
 
-def load_profile(model: str | None, profile: Path | None) -> ModelProfile:
-    """A profile from exactly one of a built-in model name and a profile table."""
+def load_profile(model: str | None, profile: Path | None, batch_size: int) -> ModelProfile:
+    """A profile from exactly one of a built-in model name (profiled at ``batch_size``) and a table."""
     if (model is None) == (profile is None):
         raise ConfigError("give exactly one of --model NAME and --profile FILE")
     if profile is not None:
@@ -39,7 +41,22 @@ def load_profile(model: str | None, profile: Path | None) -> ModelProfile:
     from fedfleet.models import build_model
 
     assert model is not None
-    return profile_torch_model(build_model(model, MODEL_INPUT, MODEL_CLASSES), MODEL_INPUT, name=model)
+    return profile_torch_model(build_model(model, MODEL_INPUT, MODEL_CLASSES), MODEL_INPUT, name=model,
+                               batch_size=batch_size)
+
+
+def _check_profile_path(path: Path) -> None:
+    """Refuse a ``--save-profile`` path that cannot be written or read back, before any work."""
+    if path.suffix.lower() not in PROFILE_SUFFIXES:
+        raise ConfigError(f"--save-profile {path}: give a file ending in {', '.join(PROFILE_SUFFIXES)}")
+    writable_file(path, "--save-profile")
+
+
+def _save_profile(profile: ModelProfile, path: Path) -> None:
+    try:
+        save_profile_table(profile, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the profile {path}: {exc.strerror or exc}") from None
 
 
 def plan_summary(plan: Plan, problem: PlacementProblem) -> dict[str, Any]:
@@ -90,7 +107,10 @@ def _print_table(summary: dict[str, Any]) -> None:
 def place(
     devices: Annotated[Path, typer.Option("--devices", help="Device catalog YAML (types, links, job).")],
     model: Annotated[str | None, typer.Option("--model", help="Built-in model to profile: mlp|cnn|lenet5.")] = None,
-    profile: Annotated[Path | None, typer.Option("--profile", help="Profile table (CSV or YAML).")] = None,
+    profile: Annotated[Path | None, typer.Option(
+        "--profile", help="Profile table (CSV or YAML), e.g. written by --save-profile.")] = None,
+    save_profile: Annotated[Path | None, typer.Option(
+        "--save-profile", help="Write the profile used (CSV or YAML) for a later --profile.")] = None,
     planner: Annotated[str, typer.Option("--planner", help="genetic|dp|brute|greedy|rl|cpu-only|gpu-only")] = "genetic",
     target: Annotated[float | None, typer.Option("--target", help="Override job.throughput_target.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Override job.batch_size.")] = None,
@@ -101,8 +121,13 @@ def place(
     """Place a network's layers on device types: stages, instances, throughput and cost."""
     if report is not None:
         writable_file(report, "--report")  # before planning: a folder, /proc or a read-only place fails at once
+    if save_profile is not None:
+        _check_profile_path(save_profile)
     catalog: DeviceCatalog = load_catalog(devices).with_job(throughput_target=target, batch_size=batch_size)
-    problem = PlacementProblem(load_profile(model, profile), catalog)
+    layers = load_profile(model, profile, catalog.job.batch_size)
+    if save_profile is not None:
+        _save_profile(layers, save_profile)
+    problem = PlacementProblem(layers, catalog)
     params = {"random_state": seed} if planner in SEEDED_PLANNERS else {}
     search = PLANNERS.build(planner, **params)
     started = time.perf_counter()
@@ -118,6 +143,8 @@ def place(
             where = f" ({exc.filename})" if exc.filename else ""
             raise ConfigError(f"cannot write the report {report}: {exc.strerror or exc}{where}") from None
         summary["report"] = str(report)
+    if save_profile is not None:
+        summary["saved_profile"] = str(save_profile)
     if output is OutputFormat.json:
         print_json(summary)
     else:

@@ -9,7 +9,13 @@ from fedfleet.placement.catalog import DeviceCatalog, DeviceType, JobSpec, load_
 from fedfleet.placement.cost import PlacementProblem, Plan, Stage, merge_stages
 from fedfleet.placement.diagnose import PlacementInfeasible
 from fedfleet.placement.planners import PLANNERS, Planner
-from fedfleet.placement.profile import LayerProfile, ModelProfile, load_profile_table, profile_torch_model
+from fedfleet.placement.profile import (
+    LayerProfile,
+    ModelProfile,
+    load_profile_table,
+    profile_torch_model,
+    save_profile_table,
+)
 
 __all__ = [
     "PLANNERS",
@@ -27,4 +33,5 @@ __all__ = [
     "load_profile_table",
     "merge_stages",
     "profile_torch_model",
+    "save_profile_table",
 ]

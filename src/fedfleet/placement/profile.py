@@ -9,11 +9,13 @@ batch by data parallelism, and optionally the measured seconds on the reference 
 from __future__ import annotations
 
 import csv
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -85,15 +87,32 @@ def layer_kind(module: nn.Module) -> str:
     return "elementwise"
 
 
-def _fastest_train_seconds(layer: nn.Module, inputs: torch.Tensor, repeats: int) -> float:
-    """Fastest of ``repeats`` forward+backward passes: the least disturbed by other load."""
+# Untimed passes before the timed ones (allocator and kernel caches warm up).
+WARMUP_PASSES = 2
+
+
+def _train_pass(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """One forward pass and, when anything needs a gradient, its backward pass."""
+    output = layer(inputs)
+    if output.requires_grad:
+        output.sum().backward()
+    return output
+
+
+def _median_train_seconds(layer: nn.Module, inputs: torch.Tensor, repeats: int) -> float:
+    """Median CPU seconds of ``repeats`` training passes, after :data:`WARMUP_PASSES`.
+
+    CPU time of this process, not wall time: time the core spends on other processes is
+    not the layer's; the median drops the passes that cache or frequency effects disturb.
+    """
+    for _ in range(WARMUP_PASSES):
+        _train_pass(layer, inputs)
     timings = []
     for _ in range(repeats):
-        started = time.perf_counter()
-        output = layer(inputs)
-        output.sum().backward()
-        timings.append(time.perf_counter() - started)
-    return min(timings)
+        started = time.process_time()
+        _train_pass(layer, inputs)
+        timings.append(time.process_time() - started)
+    return statistics.median(timings)
 
 
 def profile_torch_model(
@@ -101,7 +120,7 @@ def profile_torch_model(
     input_shape: tuple[int, ...],
     name: str = "model",
     batch_size: int = 32,
-    repeats: int = 5,
+    repeats: int = 21,
     seed: int = 0,
 ) -> ModelProfile:
     """Profile each child of a ``nn.Sequential`` with a traced forward and backward pass.
@@ -115,19 +134,21 @@ def profile_torch_model(
     name : str
         Profile name.
     batch_size : int
-        Samples in the traced batch; every figure is divided back to one sample.
+        Samples in the traced batch; give the job's batch size (per-sample times
+        depend on it). Every figure is divided back to one sample.
     repeats : int
-        Timed forward+backward passes per layer; the fastest is kept (on a shared
-        machine the slower ones measure other processes' load).
+        Timed forward+backward passes per layer; their median CPU time is kept.
     seed : int
         Seed of the random input batch.
 
     Returns
     -------
     ModelProfile
-        FLOPs from ``torch.utils.flop_counter`` (forward + backward), parameter and
-        output-activation bytes, and measured seconds per sample on one core of this
-        CPU (the reference device that catalog ``speed`` values are relative to).
+        FLOPs from ``torch.utils.flop_counter`` (forward + backward, without the input
+        gradient of the layers before the first one with parameters: training never
+        computes it), parameter and output-activation bytes, and measured seconds per
+        sample on one core of this CPU (the reference device that catalog ``speed``
+        values are relative to).
     """
     if not isinstance(model, nn.Sequential):
         raise ConfigError(f"model {name!r} is not an nn.Sequential; profile it layer by layer as a table")
@@ -142,12 +163,13 @@ def profile_torch_model(
 def _profile_layers(model: nn.Sequential, activations: torch.Tensor, repeats: int) -> list[LayerProfile]:
     batch_size = activations.shape[0]
     layers = []
+    trained_before = False  # does a layer before this one have parameters to train?
     for index, layer in enumerate(model.children()):
-        inputs = activations.detach().requires_grad_(True)
+        inputs = activations.detach().requires_grad_(trained_before)
         with FlopCounterMode(display=False) as counter:
-            output = layer(inputs)  # (B, *output_shape)
-            output.sum().backward()
-        seconds = _fastest_train_seconds(layer, inputs, repeats)
+            output = _train_pass(layer, inputs)  # (B, *output_shape)
+        seconds = _median_train_seconds(layer, inputs, repeats)
+        trained_before = trained_before or any(p.requires_grad for p in layer.parameters())
         layers.append(
             LayerProfile(
                 name=f"{index}:{type(layer).__name__.lower()}",
@@ -204,3 +226,40 @@ def load_profile_table(path: str | Path) -> ModelProfile:
     if path.suffix.lower() != ".csv":
         name = str(read_yaml(path, what="profile table").get("name", name))
     return ModelProfile(name=name, layers=tuple(layers))
+
+
+PROFILE_SUFFIXES = (".csv", ".yaml", ".yml")
+_COLUMNS = tuple(LayerProfile.model_fields)
+
+
+def save_profile_table(profile: ModelProfile, path: str | Path) -> Path:
+    """Write ``profile`` as a table that :func:`load_profile_table` reads back exactly.
+
+    Parameters
+    ----------
+    profile : ModelProfile
+        The profile to keep (e.g. one measured by :func:`profile_torch_model`).
+    path : str or Path
+        A ``.csv`` file (named by its stem when read back) or a ``.yaml``/``.yml`` file
+        (which keeps ``profile.name``). Floats are written in their shortest exact form,
+        so a plan re-derived from the file is the same plan.
+
+    Raises
+    ------
+    ConfigError
+        When the suffix is none of :data:`PROFILE_SUFFIXES`.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in PROFILE_SUFFIXES:
+        raise ConfigError(f"profile table {path}: give a file ending in {', '.join(PROFILE_SUFFIXES)}")
+    rows = [layer.model_dump() for layer in profile.layers]
+    if path.suffix.lower() == ".csv":
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=_COLUMNS)
+            writer.writeheader()
+            writer.writerows({key: "" if value is None else repr(value) if isinstance(value, float) else value
+                              for key, value in row.items()} for row in rows)
+    else:
+        layers = [{key: value for key, value in row.items() if value is not None} for row in rows]
+        path.write_text(yaml.safe_dump({"name": profile.name, "layers": layers}, sort_keys=False), encoding="utf-8")
+    return path
