@@ -20,13 +20,18 @@ from typing import Any
 
 import numpy as np
 from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
 
 
 def cluster_gradients(grads: np.ndarray, num_classes: int, random_state: int = 0) -> np.ndarray:
     """Cluster index per sample from its received gradient, shape (samples, dim) -> (samples,)."""
     norms = np.linalg.norm(grads, axis=1, keepdims=True)
     directions = grads / np.where(norms > 0, norms, 1.0)
-    return KMeans(n_clusters=num_classes, n_init=10, random_state=random_state).fit_predict(directions)
+    with threadpool_limits(1):  # small problems: many threads only contend on a shared CPU
+        clusters: np.ndarray = KMeans(n_clusters=num_classes, n_init=10, random_state=random_state).fit_predict(
+            directions
+        )
+    return clusters
 
 
 def purity(clusters: np.ndarray, labels: np.ndarray) -> float:
@@ -47,9 +52,12 @@ def majority_rate(labels: np.ndarray) -> float:
 
 
 def label_leakage(
-    received: np.ndarray, labels: np.ndarray, num_classes: int, random_state: int = 0
+    received: np.ndarray, labels: np.ndarray, num_classes: int, random_state: int = 0, max_samples: int = 2000
 ) -> dict[str, Any]:
     """Run the attack on each epoch's gradients and on their mean over epochs.
+
+    On more than ``max_samples`` samples the attack runs on a random subset of that many
+    (the same for every attempt), whose purity estimates the whole set's.
 
     Parameters
     ----------
@@ -59,6 +67,10 @@ def label_leakage(
         True training labels (int), shape (samples,), used only to score the attack.
     num_classes : int
         Clusters to form.
+    random_state : int
+        Seeds KMeans, the subset and the label shuffles of the chance level.
+    max_samples : int
+        Largest number of samples clustered (KMeans time grows with it).
 
     Returns
     -------
@@ -69,6 +81,9 @@ def label_leakage(
         gradient over epochs, which averages out noise).
     """
     labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) > max_samples:
+        subset = np.random.default_rng(random_state).choice(len(labels), max_samples, replace=False)
+        received, labels = received[:, subset], labels[subset]
     attempts = [*received, received.mean(axis=0)]  # each epoch's view, then their mean
     clusterings = [cluster_gradients(g, num_classes, random_state) for g in attempts]
     recovered = [purity(clusters, labels) for clusters in clusterings]
