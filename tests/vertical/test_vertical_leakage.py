@@ -90,3 +90,12 @@ def test_clipping_bounds_every_passive_embedding_the_head_uses() -> None:
     with torch.no_grad():  # any two passive embeddings end up within 2 * clip: the logits move by at most 2 * L
         change = (model.head(z_active, [far]) - model.head(z_active, [farther])).norm(dim=1)
     assert float(change.max()) <= 2 * model.passive_lipschitz_bound() * 1.0 + 1e-4
+
+
+def test_large_views_are_attacked_on_a_subset() -> None:
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 5000)
+    grads = np.eye(4)[labels][None].repeat(2, axis=0) + rng.normal(scale=0.05, size=(2, 5000, 4))
+    leakage = label_leakage(grads, labels, 3, max_samples=300)
+    assert leakage["recovery_rate"] == 1.0 and len(leakage["recovery_by_epoch"]) == 2
+    assert leakage["chance_rate"] < 0.45  # chance on 300 shuffled samples, three classes
