@@ -258,6 +258,9 @@ class RunConfig(ConfigSection):
                               f"of {', '.join(ASYNC_STRATEGY_KEYS)}")
         if self.train.mode == "sync" and is_async:
             raise ConfigError(f"strategy {self.strategy.name!r} is asynchronous; set train.mode=async")
+        if self.pruning.enabled and self.pruning.start_round >= self.train.rounds:
+            raise ConfigError(f"pruning.start_round={self.pruning.start_round} leaves no round after it in "
+                              f"train.rounds={self.train.rounds}: pruning would never be trained; lower it")
         if self.pruning.enabled and self.train.mode == "async":
             raise ConfigError("pruning.enabled needs train.mode=sync: an asynchronous run has updates in flight "
                               "for the old architecture whenever the server would prune")

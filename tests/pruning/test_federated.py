@@ -9,10 +9,10 @@ import torch
 
 from fedfleet.config import load_config
 from fedfleet.errors import ConfigError
-from fedfleet.fl import build_federated_data, resume_simulation, run_simulation
+from fedfleet.fl import build_federated_data, build_runner, resume_simulation, run_simulation
 from fedfleet.fl.checkpoint import load_checkpoint
 from fedfleet.models import build_model
-from fedfleet.pruning import PruningError, channel_counts, load_pruned_model
+from fedfleet.pruning import PruningError, PruningHook, channel_counts, count_flops, load_pruned_model
 from fedfleet.report.runs import write_runs_report
 from tests.fl.test_runs import StopAfter, without_wall_time
 
@@ -36,8 +36,9 @@ def pruning_config(digits_config):
 
 
 def test_pruned_clients_train_a_smaller_model_and_cost_less_time_and_bytes(pruning_config):
+    pruning_config["fleet"] |= {"bandwidth_mbps": 1e9}  # transfers take no time: rounds last their compute
     pruned = run_simulation(load_config(pruning_config))
-    plain = run_simulation(load_config(pruning_config, ["pruning.method=uniform", "pruning.start_round=8"]))
+    plain = run_simulation(load_config(pruning_config, ["pruning.enabled=false"]))
     assert pruned.summary["flops_reduction"] > 0.2
     params = [r["model_params"] for r in pruned.history]
     assert params[0] > params[-1] and params == sorted(params, reverse=True)
@@ -45,7 +46,17 @@ def test_pruned_clients_train_a_smaller_model_and_cost_less_time_and_bytes(pruni
     assert increments(pruned.history, "bytes_up")[-1] < increments(pruned.history, "bytes_up")[0]
     times, pruned_times = increments(plain.history, "virtual_time_s"), increments(pruned.history, "virtual_time_s")
     assert pruned_times[0] == pytest.approx(times[0])  # the same cohort before pruning
-    assert pruned_times[-1] < times[-1]
+    scale = count_flops(pruned.model, SHAPE, training=True) / count_flops(plain.model, SHAPE, training=True)
+    assert pruned_times[-1] == pytest.approx(times[-1] * scale, rel=1e-6)  # compute scales with training FLOPs
+
+
+def test_the_runner_reports_accuracy_on_the_test_images_outside_the_validation_split(pruning_config):
+    config = load_config(pruning_config)
+    runner = build_runner(config)
+    full = build_federated_data(config.data, config.seed).test
+    held = runner.parts.server_hooks[0].validation
+    assert len(runner.parts.data.test) + len(held) == len(full)
+    assert runner.parts.data.validation is held
 
 
 def test_resume_rebuilds_the_pruned_architecture_and_continues_bit_for_bit(pruning_config, tmp_path):
@@ -128,3 +139,62 @@ def test_the_cli_runs_a_pruned_job_and_refuses_pruning_with_async(pruning_config
 def test_hrank_importance_runs_in_a_federation(pruning_config):
     result = run_simulation(load_config(pruning_config, ["pruning.importance=hrank"]))
     assert result.summary["flops_reduction"] > 0.2
+
+
+def batch_norm_cnn() -> torch.nn.Sequential:
+    nn = torch.nn
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 10))
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_a_batch_norm_model_resumes_with_and_without_pruning(pruning_config, tmp_path, enabled):
+    pruning_config["pruning"]["enabled"] = enabled
+    config = load_config(pruning_config)
+    full = run_simulation(config, model=batch_norm_cnn(), out_dir=tmp_path / "full")
+    with pytest.raises(KeyboardInterrupt):
+        run_simulation(config, model=batch_norm_cnn(), out_dir=tmp_path / "cut", callbacks=[StopAfter(5)])
+    resumed = resume_simulation(tmp_path / "cut", model=batch_norm_cnn())
+    assert without_wall_time(resumed.history) == without_wall_time(full.history)
+
+
+def fake_accuracy(self, model):
+    """Accuracy that falls with the share of filters removed: large cuts are restored."""
+    kept = sum(channel_counts(model, SHAPE).values()) / sum(self.original_channels.values())
+    return 0.9 - 0.5 * (1 - kept)
+
+
+def test_restores_inside_a_federation_resume_bit_for_bit_from_every_checkpoint(pruning_config, tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.setattr(PruningHook, "_accuracy", fake_accuracy)
+    pruning_config["pruning"] |= {"delta": 0.05, "recovery_rounds": 1, "start_round": 1}
+    pruning_config["train"]["rounds"] = 7
+    pruning_config["checkpoint_every"] = 1
+    config = load_config(pruning_config)
+    full = run_simulation(config, out_dir=tmp_path / "full")
+    decisions = [d["decision"].split(" ")[0] for d in full.summary["pruning_decisions"]]
+    assert "restored" in decisions and "kept" in decisions
+    for stop in range(2, 7):
+        cut = tmp_path / f"cut{stop}"
+        with pytest.raises(KeyboardInterrupt):
+            run_simulation(config, out_dir=cut, callbacks=[StopAfter(stop)])
+        resumed = resume_simulation(cut)
+        assert without_wall_time(resumed.history) == without_wall_time(full.history), stop
+        assert resumed.summary["pruning_decisions"] == full.summary["pruning_decisions"]
+
+
+def test_a_damaged_pruning_state_is_one_clear_error(pruning_config, tmp_path):
+    import json as json_module
+
+    from fedfleet.errors import CheckpointError
+
+    with pytest.raises(KeyboardInterrupt):
+        run_simulation(load_config(pruning_config), out_dir=tmp_path, callbacks=[StopAfter(5)])
+    manifest = tmp_path / "checkpoint" / "state.json"
+    text = manifest.read_text()
+    assert '"phase": "recovering"' in text
+    manifest.write_text(text.replace('"phase": "recovering"', '"phase": "bogus"'))
+    with pytest.raises(CheckpointError, match="server-hook state"):
+        resume_simulation(tmp_path)
+    json_module.loads(text)  # the untouched manifest was valid JSON

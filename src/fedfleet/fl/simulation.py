@@ -109,7 +109,8 @@ def _with_pruning(config: RunConfig, data: FederatedData, model: nn.Module, hook
     if data.validation is None:
         data = data.with_validation(config.pruning.validation_fraction, config.seed)
     assert data.validation is not None
-    hook = PruningHook(config.pruning, model, data.validation, config.seed, config.train.eval_batch_size)
+    hook = PruningHook(config.pruning, model, data.validation, config.seed, config.train.rounds,
+                       config.train.eval_batch_size)
     return data, [*hooks, hook]
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from fedfleet.config import RunConfig
-from fedfleet.errors import CheckpointError
+from fedfleet.errors import CheckpointError, FedfleetError
 from fedfleet.fl.backend import Backend, ClientHook
 from fedfleet.fl.callbacks import Callback
 from fedfleet.fl.checkpoint import RunState, run_fingerprint, save_checkpoint
@@ -23,7 +23,7 @@ from fedfleet.fl.federated_data import FederatedData
 from fedfleet.fl.fleet import BYTES_PER_PARAM, DeviceProfile, TimeModel, VirtualClock
 from fedfleet.fl.history import summarise
 from fedfleet.fl.messages import ClientUpdate, LocalTrainingPlan, TrainTask
-from fedfleet.fl.params import get_flat, set_flat
+from fedfleet.fl.params import get_flat, num_params, set_flat
 from fedfleet.fl.run_dir import RunDirectory
 from fedfleet.fl.selection import Selector
 from fedfleet.fl.server_hooks import ModelReplacement, ServerHook
@@ -149,8 +149,13 @@ class SyncRunner:
                                   f"{len(self.parts.server_hooks)}; it was written by another run: start it again")
         model = self.parts.model
         for hook, hook_state in zip(self.parts.server_hooks, hook_states, strict=True):
-            model = hook.load_state_dict(hook_state, model)
-        expected = sum(p.numel() for p in model.parameters())
+            try:
+                model = hook.load_state_dict(hook_state, model)
+            except (KeyError, TypeError, ValueError, IndexError, FedfleetError) as exc:
+                raise CheckpointError(f"the checkpoint holds a server-hook state this run cannot load "
+                                      f"({type(exc).__name__}: {str(exc)[:200]}); it is damaged: start the run "
+                                      "again") from None
+        expected = num_params(model)
         if state.params.numel() != expected:
             raise CheckpointError(f"the checkpoint holds {state.params.numel()} parameters, its model architecture "
                                   f"has {expected}; it is damaged: start the run again")

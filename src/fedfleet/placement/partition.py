@@ -5,7 +5,7 @@ provisioned instances) is *admissible* when every stage and every link between s
 reaches θ samples/s. The admissible partition of least total weight (by default the
 rental per hour) is a shortest path over layer boundaries whose state is the last stage's
 type. Shared instance counts (Σ instances of a type over all its stages ≤ its count)
-couple non-adjacent stages; the instances used so far of the *tracked* types join the
+couple the stages of one type; the instances used so far of the *tracked* types join the
 state, so a partition is count-respecting for those types, and relaxed for the others.
 """
 

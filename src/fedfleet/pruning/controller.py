@@ -29,7 +29,7 @@ from fedfleet.data.datasets import ArrayDataset
 from fedfleet.fl.client import evaluate
 from fedfleet.fl.params import get_flat, set_flat
 from fedfleet.fl.server_hooks import ModelReplacement
-from fedfleet.pruning.importance import filter_importance, magnitude_rates, ranked_keep
+from fedfleet.pruning.importance import filter_importance, magnitude_rates, quantile, ranked_keep
 from fedfleet.pruning.structure import (
     PruningError,
     channel_counts,
@@ -62,12 +62,18 @@ class PruningHook:
         The server's held-out data the adaptive method judges accuracy on.
     seed : int
         The run's seed (HRank's image sample).
+    rounds : int
+        The run's rounds: no layer is pruned later than ``recovery_rounds`` before the end, so every
+        pruning is trained and judged before the run ends.
     eval_batch_size : int
     """
 
+    PHASES = ("waiting", "recovering", "done")
+
     def __init__(self, config: PruningConfig, model: nn.Sequential, validation: ArrayDataset, seed: int,
-                 eval_batch_size: int = 1000) -> None:
+                 rounds: int, eval_batch_size: int = 1000) -> None:
         self.config = config
+        self.rounds = rounds
         self.validation = validation
         self.eval_batch_size = eval_batch_size
         self.input_shape = validation.input_shape
@@ -76,11 +82,14 @@ class PruningHook:
             raise PruningError(f"pruning.method={config.method} needs a model with prunable conv layers; "
                                "this one has none (use pruning.method=magnitude or a conv model)")
         self.base_training_flops = count_flops(model, self.input_shape, training=True)
-        sample = stream(seed, EngineStream.PRUNING).permutation(len(validation))[:HRANK_IMAGES]
-        self.images = validation.x[torch.as_tensor(sample)]
+        self.images = None
+        if config.importance == "hrank":
+            sample = stream(seed, EngineStream.PRUNING).permutation(len(validation))[:HRANK_IMAGES]
+            self.images = validation.x[torch.as_tensor(sample)]
         self.original_channels = channel_counts(model, self.input_shape) if self.sites else {}
         self.template = copy.deepcopy(model)  # the unpruned architecture a snapshot is rebuilt from
-        self.state: dict[str, Any] = {"phase": "waiting", "rates": dict.fromkeys(self.sites, 0.0), "decisions": []}
+        self.state: dict[str, Any] = {"phase": "waiting", "rates": dict.fromkeys(self.sites, 0.0), "decisions": [],
+                                      "failed": {}}
         self._measure(model)
 
     # -- the ServerHook protocol --------------------------------------------------------------
@@ -94,11 +103,15 @@ class PruningHook:
             return self._mask(model)
         if self.config.method == "uniform":
             state["phase"] = "done"
-            rates = {index: min(self.config.target_rate, self.config.max_rate) for index in self.sites}
-            for index, rate in rates.items():
+            rate = min(self.config.target_rate, self.config.max_rate)
+            if all(self._removed(index, rate) == 0 for index in self.sites):
+                for index in self.sites:
+                    self._decide(round_index, index, rate, None, "skipped (rate removes no filter)")
+                return None
+            for index in self.sites:
                 state["rates"][index] = rate
                 self._decide(round_index, index, rate, None, "pruned (uniform)")
-            return self._replacement(self._prune(model, rates))
+            return self._replacement(self._prune(model, dict.fromkeys(self.sites, rate)))
         if state["phase"] == "waiting":
             state["queue"] = [[index, rate] for index, rate in magnitude_rates(
                 model, self.input_shape, self.config.target_rate, self.config.max_rate).items()]
@@ -119,15 +132,37 @@ class PruningHook:
                 "params_reduction": 1.0 - self.nonzero_params / self.base_params}
 
     def state_dict(self) -> dict[str, Any]:
-        return dict(self.state)
+        return copy.deepcopy(self.state)
 
     def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> nn.Module:
+        """Load a checkpointed state, checked first, and return the architecture it had reached.
+
+        Raises
+        ------
+        ValueError
+            The state is not one this hook wrote for this model.
+        """
         assert isinstance(model, nn.Sequential)
-        self.state = dict(state)
+        self._check_state(state)
+        self.state = copy.deepcopy(state)
         if "channels" in state:
-            model = rebuild(model, {int(k): int(v) for k, v in state["channels"].items()}, self.input_shape)
+            model = rebuild(model, state["channels"], self.input_shape)
         self._measure(model, state.get("mask"))
         return model
+
+    def _check_state(self, state: dict[str, Any]) -> None:
+        if state.get("phase") not in self.PHASES or set(state.get("rates", {})) != set(self.sites):
+            raise ValueError(f"pruning state with phase {state.get('phase')!r} and layers "
+                             f"{sorted(state.get('rates', {}))}, expected one of {self.PHASES} and {self.sites}")
+        layers = [entry[0] for entry in state.get("queue", [])] + list(state.get("channels", {}))
+        if any(index not in self.sites for index in layers):
+            raise ValueError(f"pruning state names layers {sorted(set(layers))}; this model prunes {self.sites}")
+        for index, count in state.get("channels", {}).items():
+            if not 1 <= count <= self.original_channels[index]:
+                raise ValueError(f"pruning state gives layer {index} {count} filters; it has "
+                                 f"{self.original_channels[index]}")
+        if state["phase"] == "recovering" and not {"countdown", "snapshot", "reference_accuracy"} <= set(state):
+            raise ValueError("pruning state is recovering but has no countdown, snapshot or reference accuracy")
 
     # -- adaptive ----------------------------------------------------------------------------
 
@@ -136,8 +171,12 @@ class PruningHook:
         state = self.state
         while state["queue"]:
             index, rate = state["queue"][0]
-            removed = self.original_channels[index] - filters_to_keep(self.original_channels[index], rate)
-            if removed == 0:
+            if round_index + self.config.recovery_rounds > self.rounds:
+                for layer, layer_rate in state["queue"]:
+                    self._decide(round_index, layer, layer_rate, None, "not pruned (too few rounds left to judge it)")
+                state["queue"] = []
+                break
+            if self._removed(index, rate) == 0:
                 self._decide(round_index, index, rate, None, "skipped (rate removes no filter)")
                 state["queue"].pop(0)
                 continue
@@ -156,8 +195,9 @@ class PruningHook:
         accuracy, reference = self._accuracy(model), state["reference_accuracy"]
         if reference - accuracy <= self.config.delta:
             self._decide(round_index, index, rate, accuracy, "kept")
-            higher = round(rate + self.config.step, 10)
-            if self.config.try_higher and not state.get("tried_higher") and higher <= self.config.max_rate:
+            higher = self._next_rate(index, rate, +self.config.step)
+            ceiling = min(state["failed"].get(index, 1.0), self.config.max_rate + 1e-9)  # never a rate that failed
+            if self.config.try_higher and not state.get("tried_higher") and higher < ceiling:
                 state["queue"][0] = [index, higher]
                 state["tried_higher"] = True
             else:
@@ -167,7 +207,8 @@ class PruningHook:
         self._decide(round_index, index, rate, accuracy, f"restored (drop {reference - accuracy:.4f} > delta)")
         restored = self._restore()
         state["rates"][index] = state["previous_rate"]
-        lower = round(rate - self.config.step, 10)
+        state["failed"][index] = min(rate, state["failed"].get(index, 1.0))
+        lower = self._next_rate(index, rate, -self.config.step)
         if state.get("tried_higher") or lower <= 0:
             state["queue"].pop(0)
             state["tried_higher"] = False
@@ -175,9 +216,21 @@ class PruningHook:
             state["queue"][0] = [index, lower]
         return self._next_layer(round_index, restored) or self._replacement(restored)
 
+    def _removed(self, index: int, rate: float) -> int:
+        """Filters of layer ``index`` that pruning at ``rate`` removes (of its original count)."""
+        return self.original_channels[index] - filters_to_keep(self.original_channels[index], rate)
+
+    def _next_rate(self, index: int, rate: float, step: float) -> float:
+        """``rate`` moved by ``step`` until it removes a different number of filters (or leaves (0, 1))."""
+        moved = rate
+        while True:
+            moved = round(moved + step, 10)
+            if not 0 < moved < 1 or self._removed(index, moved) != self._removed(index, rate):
+                return moved
+
     def _restore(self) -> nn.Sequential:
         snapshot = self.state["snapshot"]
-        restored = rebuild(self.template, {int(k): int(v) for k, v in snapshot["channels"].items()}, self.input_shape)
+        restored = rebuild(self.template, snapshot["channels"], self.input_shape)
         set_flat(restored, snapshot["params"])
         return restored
 
@@ -200,7 +253,7 @@ class PruningHook:
         weights = [module.weight for module in model.modules() if isinstance(module, nn.Conv2d | nn.Linear)]
         if "mask" not in self.state:
             magnitudes = torch.cat([w.detach().abs().reshape(-1) for w in weights])
-            threshold = torch.quantile(magnitudes, self.config.target_rate)
+            threshold = quantile(magnitudes, self.config.target_rate)
             self.state["mask"] = (magnitudes >= threshold).to(torch.uint8)
         mask, start = self.state["mask"].bool(), 0
         with torch.no_grad():

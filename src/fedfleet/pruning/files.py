@@ -49,6 +49,6 @@ def load_pruned_model(path: str | Path, model: nn.Sequential, input_shape: tuple
     try:
         pruned.load_state_dict(tensors)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise PruningError(f"{path} does not fit the {type(model).__name__} architecture: {first}") from None
+        problems = " ".join(line.strip() for line in str(exc).strip().splitlines()[1:3])
+        raise PruningError(f"{path} does not fit the given architecture: {problems[:300]}") from None
     return pruned

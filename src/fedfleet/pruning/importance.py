@@ -14,12 +14,15 @@ ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.Tanh, nn.Sigmoid)
 def hrank_importance(model: nn.Sequential, index: int, images: torch.Tensor) -> torch.Tensor:
     """(out_channels,) average rank of each filter's feature maps over ``images`` (HRank, Lin et al., CVPR 2020).
 
-    The maps are taken after the activation that follows the conv at position ``index`` (the
-    conv's own output when none follows directly); a filter whose maps have low rank carries
+    The maps are taken after the activation that follows the conv at position ``index`` (through
+    any batch norm; the conv's own output when no activation follows); a filter whose maps have low rank carries
     little information and goes first.
     """
     layers = list(model.children())
-    tap = index + 1 if index + 1 < len(layers) and isinstance(layers[index + 1], ACTIVATIONS) else index
+    after = index + 1
+    while after < len(layers) and isinstance(layers[after], nn.BatchNorm2d):
+        after += 1
+    tap = after if after < len(layers) and isinstance(layers[after], ACTIVATIONS) else index
     was_training = model.training
     model.eval()
     x = images
@@ -52,8 +55,18 @@ def magnitude_rates(model: nn.Sequential, input_shape: tuple[int, ...], target_r
     layers = list(model.children())
     weights = {site.index: _weight(layers[site.index]).detach().abs().reshape(-1)
                for site in conv_sites(model, input_shape)}
-    threshold = torch.quantile(torch.cat(list(weights.values())), target_rate)
+    threshold = quantile(torch.cat(list(weights.values())), target_rate)
     return {index: min(max_rate, float((w < threshold).float().mean())) for index, w in weights.items()}
+
+
+def quantile(values: torch.Tensor, q: float) -> torch.Tensor:
+    """The ``q`` quantile of a 1-D tensor, interpolated linearly as ``torch.quantile`` does, for any size
+    (``torch.quantile`` refuses tensors of more than 16 million values)."""
+    ordered = values.sort().values
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (position - low) * (ordered[high] - ordered[low])
 
 
 def ranked_keep(importance: torch.Tensor, kept: int) -> list[int]:

@@ -21,8 +21,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fedfleet.errors import FedfleetError
 
-CHANNELWISE = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.MaxPool2d, nn.AvgPool2d, nn.Dropout,
-               nn.Dropout2d, nn.BatchNorm2d, nn.Identity)
+CHANNELWISE = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.MaxPool2d, nn.AvgPool2d,
+               nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d, nn.Dropout, nn.Dropout2d, nn.BatchNorm2d, nn.Identity)
 
 
 class PruningError(FedfleetError):
@@ -109,7 +109,7 @@ def filters_to_keep(num_filters: int, rate: float) -> int:
     """
     if not 0.0 <= rate < 1.0:
         raise PruningError(f"pruning rate {rate} is outside [0, 1); a rate of 1 would remove every filter")
-    kept = num_filters - int(rate * num_filters)
+    kept = num_filters - int(rate * num_filters + 1e-9)  # 0.29 * 100 is 28.999...: 29 filters go
     if kept < 1:
         raise PruningError(f"pruning rate {rate} would remove all {num_filters} filters of a layer; lower it")
     return kept
@@ -203,7 +203,7 @@ def _output_shapes(model: nn.Sequential, input_shape: tuple[int, ...]) -> list[t
 
 def count_flops(model: nn.Module, input_shape: tuple[int, ...], training: bool = False) -> int:
     """FLOPs of one sample through ``model`` (``torch.utils.flop_counter``); with ``training``, forward and backward."""
-    counted = copy.deepcopy(model) if training else model  # the backward pass leaves ``model``'s gradients alone
+    counted = copy.deepcopy(model)  # ``model``'s gradients and batch-norm statistics stay as they are
     with FlopCounterMode(display=False) as counter:
         out = counted(torch.zeros(1, *input_shape))
         if training:

@@ -28,14 +28,14 @@ def plot_layer_rates(runs: dict[str, list[dict[str, Any]]], path: Path) -> Path:
 
 
 def plot_model_size(runs: dict[str, list[dict[str, Any]]], path: Path) -> Path:
-    """Non-zero parameters and forward FLOPs per sample, each relative to round 1, against round."""
+    """Non-zero parameters and forward FLOPs per sample, each relative to the first evaluated model, against round."""
     figure, axes = new_figure()
     for label, records in runs.items():
         rounds = [r["round"] for r in records]
         for key, name, style in (("model_nonzero_params", "parameters", "-"), ("model_flops", "FLOPs", "--")):
             first = records[0][key]
             axes.step(rounds, [r[key] / first for r in records], style, where="post", label=f"{label}: {name}")
-    _label(axes, "share of the first round's model", 1.05)
+    _label(axes, "share of the first evaluated model", 1.05)
     return save_figure(figure, path)
 
 

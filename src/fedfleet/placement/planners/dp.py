@@ -10,7 +10,7 @@ by branch and bound: every plan whose Θ lies in a run of floors [θ_lo, θ_hi] 
 least ``samples × R(θ_lo) / θ_hi``, and runs whose bound cannot beat the best plan found
 are dropped unsolved (typically a few dozen of thousands of floors are solved).
 
-Instance counts shared by non-adjacent stages of one type are enforced exactly: when the
+Instance counts shared by the stages of one type are enforced exactly: when the
 least-rental partition at a floor breaks a type's count, that type's used instances join
 the DP state (for this and every later floor) and the floor is solved again.
 """
