@@ -95,3 +95,11 @@ def test_run_dir_writes_strict_json_metrics(tmp_path: Path) -> None:
     assert json.loads(line)["train_loss"] is None  # a diverged loss is null, not the non-JSON NaN
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["robustness"]["attacks"] == []
     assert load_vertical_config(tmp_path / "run" / "config.yaml") == config
+
+
+def test_text_output_names_the_label_leakage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["vertical", str(CONFIG), *_argv("--out", str(tmp_path / "run"))])
+    assert exit_info.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "label leakage: the passive party recovers" in out and "chance" in out

@@ -55,6 +55,9 @@ def vertical(
     output.print(f"test accuracy: {accuracy}")
     output.print(f"certified bound {summary['certified_bound']:.4g}; largest observed ratio "
                   f"{summary['lipschitz_check']['lipschitz']['max_ratio_adversarial']:.4g}")
+    leak = summary["label_leakage"]
+    output.print(f"label leakage: the passive party recovers {leak['recovery_rate']:.3f} of training labels "
+                 f"from its gradients (chance {leak['chance_rate']:.3f}, majority class {leak['majority_rate']:.3f})")
     output.print(f"report: {report}")
 
 
