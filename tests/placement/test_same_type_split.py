@@ -109,3 +109,9 @@ def test_the_parity_set_has_optima_with_same_type_splits(random_problem):
         except PlacementInfeasible:
             continue
     assert sum(bool(plan.splits) for plan in plans) >= 2
+
+
+def test_the_plain_genetic_algorithm_reaches_a_same_type_split():
+    # no hill climb: only the boundary genes (initial runs, crossover, their mutation) get there
+    plan = GeneticPlanner(local_search=False, random_state=0).fit(_memory_bound_problem()).plan_
+    assert plan.splits == (1,) and plan.cost == pytest.approx(100)

@@ -5,9 +5,10 @@ layer boundary: consecutive layers on one type merge into a stage, as in the pat
 unless their boundary gene is set, which splits them into two stages on that type. The
 fitness is the cost model's ``(violation, cost)`` of the stages (lower is better, feasible
 before infeasible). Every generation keeps the elite, fills the rest with children of
-tournament-selected parents (two-point crossover) and mutates them: genes flip with
-probability 1/L each, then one operator acts on the stage structure: shifting a stage
-boundary or re-typing a whole stage.
+tournament-selected parents (two-point crossover of both gene kinds) and mutates them:
+type genes change with probability 1/L each, then one operator acts on the stage
+structure: shifting a stage boundary, re-typing a whole stage, or flipping one boundary
+gene (splitting a stage on its type, or joining two stages on one type).
 By default a few schemes per generation are then hill-climbed (a memetic step): the
 plain patent algorithm stalls in local optima where the cheaper plan needs two
 coordinated changes, e.g. a one-layer CPU stage that splits a GPU run in two.
@@ -59,8 +60,9 @@ class GeneticPlanner(Planner):
     local_search : bool
         Hill-climb the single-type starting schemes, each generation's best scheme and
         ``climbs`` random offspring (move a stage boundary by one layer, re-type a stage,
-        split a stage in two on its type, join two stages, or give one layer another
-        type) before the next generation; False gives the genetic algorithm alone.
+        split a stage in the middle on its type, join two stages on one type, or give
+        one layer another type) before the next generation; False gives the genetic
+        algorithm alone.
     climbs : int
         Random offspring hill-climbed per generation when ``local_search`` is on.
     random_state : int or None
@@ -161,8 +163,8 @@ class GeneticPlanner(Planner):
             for other in range(types):
                 if other != device:
                     yield genome((*scheme[:first], *(other,) * (end - first), *scheme[end:]), splits)
-            for layer in range(first + 1, end):
-                yield scheme, tuple(sorted({*splits, layer}))  # split the stage on its type
+            if end - first > 1:  # split the stage in the middle on its type (boundary moves tune it)
+                yield scheme, tuple(sorted({*splits, (first + end) // 2}))
         for layer in range(len(scheme)):
             for other in range(types):
                 if other != scheme[layer]:
@@ -215,9 +217,6 @@ class GeneticPlanner(Planner):
         for layer in range(layers):
             if rng.random() < rate:
                 scheme[layer] = rng.randrange(types)
-        for layer in range(1, layers):  # boundary genes
-            if rng.random() < rate:
-                splits ^= {layer}
         individual = genome(scheme, splits)
         runs = merge_stages(*individual)
         operator = rng.randrange(3)
@@ -229,6 +228,8 @@ class GeneticPlanner(Planner):
             first, end, _ = runs[rng.randrange(len(runs))]
             scheme[first:end] = [rng.randrange(types)] * (end - first)
             return genome(scheme, individual[1])
+        if operator == 2 and layers > 1:  # flip one boundary gene: split a stage or join two on one type
+            return genome(scheme, set(individual[1]) ^ {rng.randrange(1, layers)})
         return individual
 
 
