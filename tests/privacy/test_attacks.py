@@ -59,7 +59,7 @@ def test_inverse_attack_excludes_its_targets_seed_even_when_its_stream_draws_it(
 # Every default candidate family, so the job draws 11 candidate keys as in the benchmark.
 LEAK_JOB = {"data": {"dataset": "digits", "train_size": 100, "test_size": 20, "holdout_size": 0,
                      "public_size": 60},
-            "model": {"name": "mlp", "epochs": 1}, "rule": {"name": "gap"},
+            "model": {"name": "mlp", "epochs": 1}, "original_models": ["mlp", "mlp"], "rule": {"name": "gap"},
             "attacks": {"kinds": ["linear"]}, "examples": 2}
 
 
