@@ -115,3 +115,13 @@ def test_the_plain_genetic_algorithm_reaches_a_same_type_split():
     # no hill climb: only the boundary genes (initial runs, crossover, their mutation) get there
     plan = GeneticPlanner(local_search=False, random_state=0).fit(_memory_bound_problem()).plan_
     assert plan.splits == (1,) and plan.cost == pytest.approx(100)
+
+
+def test_genetic_keeps_a_re_typed_stage_apart_from_its_neighbour(random_problem):
+    # seed 319: the optimum is four gpu2 stages (splits after layers 0, 4 and 5); from the
+    # genetic search's local optimum gpu2 | gpu2 | gpu1 it needs the last stage re-typed to
+    # gpu2 without merging into the one before (37 % dearer when only the merge was tried)
+    problem = random_problem(319, 7, 3)
+    optimum = BruteForcePlanner().fit(problem).plan_
+    assert optimum.splits == (1, 5, 6)
+    assert GeneticPlanner(random_state=0).fit(problem).plan_.cost == pytest.approx(optimum.cost, rel=1e-9)

@@ -30,7 +30,8 @@ Genome = tuple[Scheme, tuple[int, ...]]  # types per layer, layers whose boundar
 
 def genome(types: list[int] | Scheme, splits: set[int] | tuple[int, ...]) -> Genome:
     """The canonical genome: boundary genes kept only between layers of one type."""
-    return tuple(types), tuple(sorted(layer for layer in splits if types[layer] == types[layer - 1]))
+    kept = (layer for layer in splits if 0 < layer < len(types) and types[layer] == types[layer - 1])
+    return tuple(types), tuple(sorted(kept))
 
 
 def genome_of_runs(runs: list[Run]) -> Genome:
@@ -60,7 +61,8 @@ class GeneticPlanner(Planner):
     local_search : bool
         Hill-climb the single-type starting schemes, each generation's best scheme and
         ``climbs`` random offspring (move a stage boundary by one layer, re-type a stage,
-        split a stage in the middle on its type, join two stages on one type, or give
+        merged with or kept apart from a neighbour of its new type, split a stage in the
+        middle on its type, join two stages on one type, or give
         one layer another type) before the next generation; False gives the genetic
         algorithm alone.
     climbs : int
@@ -162,7 +164,11 @@ class GeneticPlanner(Planner):
                     yield scheme, tuple(layer for layer in splits if layer != first)
             for other in range(types):
                 if other != device:
-                    yield genome((*scheme[:first], *(other,) * (end - first), *scheme[end:]), splits)
+                    retyped = (*scheme[:first], *(other,) * (end - first), *scheme[end:])
+                    merged, kept = genome(retyped, splits), genome(retyped, {*splits, first, end})
+                    yield merged
+                    if kept != merged:  # on a neighbour's type: also keep the stage apart from it
+                        yield kept
             if end - first > 1:  # split the stage in the middle on its type (boundary moves tune it)
                 yield scheme, tuple(sorted({*splits, (first + end) // 2}))
         for layer in range(len(scheme)):
