@@ -123,7 +123,8 @@ def test_all_weak_candidates_give_the_least_bad_with_a_warning(tmp_path, capsys)
     assert summary["qualified"] is False and _excess(chosen_row) == min(map(_excess, rows))  # ties: any of them
     assert summary["warning"].startswith("no mask meets the rule") and f"best available is {least_bad}" in \
         summary["warning"]
-    assert "warning: no mask meets the rule" in err and f"target mask {least_bad}" in stdout
+    assert "warning: no mask meets the rule" in err and f"target mask {least_bad} (least bad" in stdout
+    assert "Warning: no mask meets the rule" in (tmp_path / "run" / "report.html").read_text()
     secret = str(json.loads((tmp_path / "run" / "key.json").read_text())["seed"])
     assert secret not in stdout + err and secret not in json.dumps(summary)
 

@@ -41,7 +41,8 @@ def mask(config: ConfigArg = None, set_: SetOption = None, out: OutOption = None
         print_json({"out_dir": str(out_dir), **result.summary()})
         return
     chosen = result.chosen
-    output.print(f"target mask {chosen.key.name}: encrypted-model accuracy {chosen.encrypted_accuracy:.3f}, "
+    verdict = "" if result.selector.qualified_ else " (least bad: no candidate meets the rule's caps)"
+    output.print(f"target mask {chosen.key.name}{verdict}: encrypted-model accuracy {chosen.encrypted_accuracy:.3f}, "
                   f"original-model accuracy {chosen.original_accuracy:.3f}, "
                   f"worst attack SSIM {chosen.worst_attack_ssim:.3f}")
     output.print(f"report: {page}")

@@ -118,8 +118,12 @@ def write_mask_report(result: MaskJobResult, out_dir: str | Path) -> Path:
     report.paragraph(
         f"Chosen mask {result.chosen.key.name} by rule {result.config.rule.name}; its secret key is in "
         f"{KEY_FILE} (mode 0600). Attacks: average = mean of ciphertexts leaks the fixed mask; linear/network "
-        "= inverse learned on public images under the attacker's own keys of the same family."
+        "= inverse learned on public images under the attacker's own keys of the same family; known "
+        "plaintext = the mask solved from known (image, ciphertext) pairs; invariant = a classifier trained on "
+        "key-free transforms (|y - 0.5|, |y|) of public images."
     )
+    if not result.selector.qualified_:
+        report.paragraph(f"Warning: {result.selector.warning_}")
     report.heading("Chosen, random choice and no mask")
     report.table([{"case": "chosen", **rows[chosen]}, {"case": "random choice", **rows[result.random_index]},
                   {"case": "no mask", **result.baseline}])
