@@ -62,9 +62,8 @@ class GeneticPlanner(Planner):
         Hill-climb the single-type starting schemes, each generation's best scheme and
         ``climbs`` random offspring (move a stage boundary by one layer, re-type a stage,
         merged with or kept apart from a neighbour of its new type, split a stage in the
-        middle on its type, join two stages on one type, or give
-        one layer another type) before the next generation; False gives the genetic
-        algorithm alone.
+        middle on its type, join two stages on one type, or give one layer another type)
+        before the next generation; False gives the genetic algorithm alone.
     climbs : int
         Random offspring hill-climbed per generation when ``local_search`` is on.
     random_state : int or None
