@@ -15,7 +15,7 @@ the scale run). Per seed and model, on the same data, fleet, cohorts and test im
 Every run holds out the same ``--validation-fraction`` of the test set (only the adaptive run
 looks at it) and reports accuracy on the rest. Client compute wall time is measured by
 training the same ``--timing-clients`` clients for one round with each run's final model, one
-thread, median of ``--repeats``, side by side.
+thread, after one untimed pass, median of ``--repeats`` passes interleaved across the models.
 
     nice -n 10 python benchmarks/pruning.py [--models lenet5 cnn] [--rounds 20] [--seeds 3]
         [--start-round 6] [--target-rate 0.6] [--delta 0.01] [--target 0.7]
@@ -67,19 +67,22 @@ def uniform_rate_for_flops(model_name: str, flops: int) -> float:
     return min((r / 100 for r in range(1, 95)), key=lambda rate: abs(pruned_flops(rate) - flops))
 
 
-def client_seconds(model: nn.Module, data: FederatedData, clients: list[int], repeats: int) -> float:
-    """Wall seconds to train ``clients`` for one local epoch on ``model`` (median of ``repeats``)."""
-    trainer = LocalTrainer(model)
-    params = get_flat(model)
+def client_seconds(models: dict[str, nn.Module], data: FederatedData, clients: list[int],
+                   repeats: int) -> dict[str, float]:
+    """Wall seconds to train ``clients`` for one local epoch on each model: one untimed pass each, then
+    ``repeats`` passes interleaved across the models (so drifting machine load hits all alike); medians."""
+    trainers = {name: (LocalTrainer(model), get_flat(model)) for name, model in models.items()}
     plan = LocalTrainingPlan(1, 32, 0.05, 0.0, 0.0)
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in models}
     with torch_threads(1):
-        for _ in range(repeats):
-            started = time.perf_counter()
-            for client in clients:
-                trainer.train(TrainTask(client, params, 0, plan, client), data.clients[client])
-            times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for repeat in range(repeats + 1):
+            for name, (trainer, params) in trainers.items():
+                started = time.perf_counter()
+                for client in clients:
+                    trainer.train(TrainTask(client, params, 0, plan, client), data.clients[client])
+                if repeat > 0:
+                    times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def run(args: argparse.Namespace, model: str, seed: int, pruning: dict[str, Any], data: FederatedData,
@@ -137,8 +140,9 @@ def main() -> None:
             runs = {"FedAvg (unpruned)": plain, "adaptive (FedAP)": adaptive, "uniform (same FLOPs)": uniform,
                     "magnitude (unstructured)": magnitude}
             clients = list(range(args.timing_clients))
+            seconds = client_seconds({name: row["model"] for name, row in runs.items()}, data, clients, args.repeats)
             for name, row in runs.items():
-                row["client_s"] = client_seconds(row["model"], data, clients, args.repeats)
+                row["client_s"] = seconds[name]
                 rows.setdefault(name, []).append(row)
             decisions = "; ".join(f"layer {d['layer']} {d['rate']:.2f} {d['decision'].split(' ')[0]}"
                                   for d in adaptive["decisions"])
