@@ -195,13 +195,16 @@ class BackendConfig(ConfigSection):
     threads: int | None = Field(1, ge=1)  # PyTorch intra-op threads per process; None keeps PyTorch's default
     workers: int | Literal["auto"] = "auto"  # processes (ray: actors) training a round side by side; auto: cores
     vectorize: bool = False  # train a round's clients at once with torch.func (plain SGD, models without state)
+    # PyTorch threads for the server's evaluation, which runs while no client trains; auto: the cores.
+    # Metrics are the same for one thread count on any machine (test_loss may differ in its last bits otherwise)
+    eval_threads: int | Literal["auto"] = "auto"
 
-    @field_validator("workers", mode="before")
+    @field_validator("workers", "eval_threads", mode="before")
     @classmethod
     def _positive_or_auto(cls, value: Any) -> Any:
         if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
             return value
-        raise ValueError("must be a whole number of processes (1 or more) or 'auto'")
+        raise ValueError("must be a whole number (1 or more) or 'auto'")
 
 
 class PruningConfig(ConfigSection):

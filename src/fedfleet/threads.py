@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+
+
+def resolve_count(value: int | str) -> int:
+    """``"auto"`` is the number of cores this process may use; an int is taken as is."""
+    if value == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    return int(value)
 
 
 @contextmanager

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from fedfleet.config import load_config
-from fedfleet.errors import CheckpointError
+from fedfleet.errors import CheckpointError, ConfigError
 from fedfleet.fl import resume_simulation, run_simulation
 from fedfleet.fl.callbacks import BaseCallback
 from fedfleet.fl.checkpoint import load_checkpoint
@@ -119,3 +119,24 @@ def test_resume_keeps_one_rejection_record_per_rejected_update(digits_config, tm
     full = (tmp_path / "full" / "rejections.jsonl").read_text()
     assert (tmp_path / "cut" / "rejections.jsonl").read_text() == full
     assert len(full.splitlines()) == 6 and '"client_id": 3' in full
+
+
+def test_evaluation_uses_eval_threads_and_gives_the_same_accuracy(digits_config, monkeypatch):
+    import torch
+
+    import fedfleet.fl.client as client
+
+    seen: list[int] = []
+    inner = client._evaluate
+
+    def spy(model, data, batch_size):
+        seen.append(torch.get_num_threads())
+        return inner(model, data, batch_size)
+
+    monkeypatch.setattr(client, "_evaluate", spy)
+    one = run_simulation(load_config(digits_config, ["backend.eval_threads=1"]))
+    two = run_simulation(load_config(digits_config, ["backend.eval_threads=2"]))
+    assert seen == [1] * 4 + [2] * 4 and torch.get_num_threads() == 1  # restored after each evaluation
+    assert [r["test_accuracy"] for r in one.history] == [r["test_accuracy"] for r in two.history]
+    with pytest.raises(ConfigError, match="eval_threads"):
+        load_config(digits_config, ["backend.eval_threads=0"])

@@ -34,6 +34,7 @@ from fedfleet.data.datasets import ArrayDataset
 from fedfleet.errors import FedfleetError
 from fedfleet.fl.client import LocalTrainer
 from fedfleet.fl.messages import ClientUpdate, TrainTask
+from fedfleet.threads import resolve_count
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,7 @@ class WorkerError(FedfleetError):
 
 def resolve_workers(workers: int | str) -> int:
     """``"auto"`` is the number of cores this process may use; an int is taken as is."""
-    if workers == "auto":
-        return max(1, len(os.sched_getaffinity(0)))
-    return int(workers)
+    return resolve_count(workers)
 
 
 def task_cost(task: TrainTask, data: ArrayDataset) -> int:

@@ -37,6 +37,7 @@ from fedfleet.fl.run_dir import RunDirectory
 from fedfleet.fl.strategies import Arrival, AsyncStrategy, FederationInfo
 from fedfleet.fl.sync_runner import RunnerParts, initial_state, plan_from_config, task_seed
 from fedfleet.fl.validation import Rejection, ServerKnowledge, ValidationHistory, validate_updates
+from fedfleet.threads import resolve_count
 
 log = logging.getLogger(__name__)
 
@@ -407,7 +408,8 @@ class AsyncRunner:
     def _record(self) -> dict[str, Any]:
         state, extra = self.state, self.state.extra
         set_flat(self.parts.model, state.params)
-        accuracy, loss = evaluate(self.parts.model, self.parts.data.test, self.config.train.eval_batch_size)
+        accuracy, loss = evaluate(self.parts.model, self.parts.data.test, self.config.train.eval_batch_size,
+                                  resolve_count(self.config.backend.eval_threads))
         losses = extra["losses"]
         record = {
             "version": state.step,

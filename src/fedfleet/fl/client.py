@@ -11,6 +11,7 @@ from fedfleet.data.datasets import ArrayDataset
 from fedfleet.fl.device_degree import DEGREE_METRIC, local_degree
 from fedfleet.fl.messages import ClientUpdate, TrainTask
 from fedfleet.fl.params import get_flat, set_flat
+from fedfleet.threads import torch_threads
 
 
 class LocalTrainer:
@@ -84,8 +85,14 @@ def proximal_term(model: nn.Module, anchor: list[torch.Tensor], mu: float) -> to
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: ArrayDataset, batch_size: int = 1000) -> tuple[float, float]:
-    """Accuracy and mean cross-entropy of ``model`` on ``data``."""
+def evaluate(model: nn.Module, data: ArrayDataset, batch_size: int = 1000,
+             threads: int | None = None) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy of ``model`` on ``data``, with ``threads`` intra-op threads (None: as set)."""
+    with torch_threads(threads):
+        return _evaluate(model, data, batch_size)
+
+
+def _evaluate(model: nn.Module, data: ArrayDataset, batch_size: int) -> tuple[float, float]:
     model.eval()
     correct, loss_sum = 0, 0.0
     for start in range(0, len(data), batch_size):
