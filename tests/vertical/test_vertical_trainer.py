@@ -62,8 +62,10 @@ def test_learns_and_reports_history_bytes_and_bound(digits) -> None:  # type: ig
     assert estimator.certified_bound_ == pytest.approx(3.0, rel=1e-5)
     batches = 8 * -(-len(y) // SMALL["batch_size"])
     raw_bytes = 8 * len(y) * SMALL["embedding_dim"] * 4  # float32 embeddings, per passive party
-    assert estimator.channel_.messages_up == estimator.channel_.messages_down == 2 * batches
-    assert estimator.channel_.bytes_up == estimator.channel_.bytes_down > 2 * raw_bytes
+    channel = estimator.channel_
+    assert channel.messages_up == 2 * batches and channel.messages_down == 4 * batches  # + batch rows down
+    row_bytes = 8 * 8 * len(y) * 2  # int64 row positions of every batch, to each passive party
+    assert channel.bytes_up == channel.bytes_down - row_bytes > 2 * raw_bytes
     assert estimator.predict(xt).shape == yt.shape
 
 

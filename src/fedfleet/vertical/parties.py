@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -155,12 +156,18 @@ def exchange_step(
     channel: Channel,
     embedding_dim: int,
 ) -> float:
-    """One protocol round on ``batch``: embeddings up, active update, gradients down."""
+    """One protocol round on ``batch``: batch rows down, embeddings up, active update, gradients down.
+
+    The active party chooses the batch and sends each passive party its row positions (int64,
+    little-endian) through the channel, so they are counted like every other message.
+    """
     spec = TensorSpec((len(batch), embedding_dim))
-    received = [
-        channel.transfer(party.embed(batch), "up", spec, f"embedding from party {party.index}")
-        for party in passives
-    ]
+    rows_message = batch.numpy().astype("<i8").tobytes()
+    received = []
+    for party in passives:
+        rows = channel.send_bytes(rows_message, "down", f"batch rows for party {party.index}")
+        party_batch = torch.from_numpy(np.frombuffer(rows, dtype="<i8").copy())
+        received.append(channel.transfer(party.embed(party_batch), "up", spec, f"embedding from party {party.index}"))
     loss, grads = active.step(batch, received)
     for party, grad in zip(passives, grads, strict=True):
         party.apply_gradient(channel.transfer(grad, "down", spec, f"gradient for party {party.index}"))
