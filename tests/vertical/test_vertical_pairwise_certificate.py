@@ -68,3 +68,38 @@ def test_pgd_never_flips_a_pairwise_certified_sample(seed: int) -> None:
     stronger = pgd(model, z_active, [z_passive], y, 1, 20 * radius, steps=100, generator=generator)
     with torch.no_grad():  # the attack itself works: at a larger radius it flips predictions
         assert torch.any(model.head(z_active, [stronger]).argmax(dim=1) != y)
+
+
+def three_party_model(seed: int) -> SplitModel:
+    torch.manual_seed(seed)
+    return SplitModel([4, 6, 5], 5, embedding_dim=8, bottom_hidden=16, interaction_dim=8, top_hidden=8,
+                      lipschitz=1.0).double().eval()
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_per_party_bounds_are_never_looser_than_the_joint_one(seed: int) -> None:
+    model = three_party_model(seed)
+    joint = model.passive_pair_bounds()
+    for party in (1, 2):
+        assert torch.all(model.party_pair_bounds(party) <= joint * (1 + 1e-9))
+    one_passive = split_model(seed)  # one passive party: its own bound is the joint one
+    assert torch.allclose(one_passive.party_pair_bounds(1), one_passive.passive_pair_bounds(), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("party", [1, 2])
+def test_a_party_bound_holds_when_only_that_party_moves(party: int) -> None:
+    model = three_party_model(3)
+    bounds = model.party_pair_bounds(party)
+    assert float(bounds.max()) < float(model.passive_pair_bounds().max())  # strictly tighter here
+    generator = torch.Generator().manual_seed(party)
+    z_active = torch.randn(300, 8, generator=generator, dtype=torch.float64)
+    others = [torch.randn(300, 8, generator=generator, dtype=torch.float64) for _ in range(2)]
+    moved = list(others)
+    moved[party - 1] = others[party - 1] + torch.randn(300, 8, generator=generator, dtype=torch.float64)
+    with torch.no_grad():
+        change = model.head(z_active, others) - model.head(z_active, moved)
+    distance = (others[party - 1] - moved[party - 1]).norm(dim=1)
+    for i in range(5):
+        for j in range(5):
+            assert ((change[:, i] - change[:, j]).abs() / distance).max() <= bounds[i, j] + 1e-9

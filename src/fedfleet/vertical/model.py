@@ -45,6 +45,7 @@ class InteractionLayer(nn.Module):
         super().__init__()
         self.active = nn.Linear(active_dim, out_features)
         passive_total = sum(passive_dims)
+        self.passive_dims = tuple(passive_dims)
         self.passive = (
             SpectralLinear(passive_total, out_features, bias=False)
             if constrained
@@ -61,6 +62,13 @@ class InteractionLayer(nn.Module):
     def passive_lipschitz_bound(self) -> float:
         """Certified Lipschitz constant of the output in the (joint) passive embedding."""
         return spectral_norm(self.passive)
+
+    def party_lipschitz_bounds(self) -> list[float]:
+        """Certified Lipschitz constant of the output in each passive party's embedding alone (the
+        others fixed): the spectral norm of that party's block of columns of ``P``, at most the joint one."""
+        with torch.no_grad():
+            blocks = torch.split(self.passive.weight.double(), list(self.passive_dims), dim=1)
+            return [float(torch.linalg.matrix_norm(block, ord=2)) for block in blocks]
 
 
 def clip_norm(z: torch.Tensor, limit: float) -> torch.Tensor:
@@ -146,3 +154,8 @@ class SplitModel(nn.Module):
     def passive_pair_bounds(self) -> torch.Tensor:
         """(classes, classes) certified Lipschitz constants of each logit difference in the passive embeddings."""
         return self.interaction.passive_lipschitz_bound() * self.top.pair_lipschitz_bounds()
+
+    def party_pair_bounds(self, party: int) -> torch.Tensor:
+        """(classes, classes) certified Lipschitz constants of each logit difference in passive party
+        ``party``'s embedding alone (1-based, as ``robustness.attacked_party``); at most :meth:`passive_pair_bounds`."""
+        return self.interaction.party_lipschitz_bounds()[party - 1] * self.top.pair_lipschitz_bounds()

@@ -136,10 +136,12 @@ def attack_curves(
     rows += [{"model": name, "attack": "scale", "size": s, "radius": abs(s - 1) * unit,
               "accuracy": accuracy_with(scaled(target, s))} for s in settings.scales]
     bound, pair_bounds = model.passive_lipschitz_bound(), model.passive_pair_bounds()
+    party_bounds = model.party_pair_bounds(party)  # only the attacked party's embedding moves
     certified = [{"model": name, "size": s, "radius": s * unit,
                   "certified_accuracy": certified_accuracy(clean_logits, y, bound, s * unit),
                   "certified_accuracy_pairwise": pairwise_certified_accuracy(clean_logits, y, pair_bounds,
-                                                                             s * unit)}
+                                                                             s * unit),
+                  "certified_accuracy_party": pairwise_certified_accuracy(clean_logits, y, party_bounds, s * unit)}
                  for s in settings.pgd]
     return rows, certified, unit
 
