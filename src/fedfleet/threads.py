@@ -17,8 +17,8 @@ def resolve_count(value: int | str) -> int:
 
 
 @contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """Run the enclosed block with ``count`` intra-op threads, then restore the previous count.
+def torch_threads(count: int | str | None) -> Iterator[None]:
+    """Run the enclosed block with ``count`` intra-op threads (``"auto"``: the cores), then restore the previous count.
 
     Small federated models gain nothing from several threads per client and, on a busy
     machine, lose much to thread contention; ``None`` leaves PyTorch's setting alone.
@@ -27,7 +27,7 @@ def torch_threads(count: int | None) -> Iterator[None]:
         yield
         return
     previous = torch.get_num_threads()
-    torch.set_num_threads(count)
+    torch.set_num_threads(resolve_count(count))
     try:
         yield
     finally:

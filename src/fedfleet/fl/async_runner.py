@@ -37,7 +37,6 @@ from fedfleet.fl.run_dir import RunDirectory
 from fedfleet.fl.strategies import Arrival, AsyncStrategy, FederationInfo
 from fedfleet.fl.sync_runner import RunnerParts, initial_state, plan_from_config, task_seed
 from fedfleet.fl.validation import Rejection, ServerKnowledge, ValidationHistory, validate_updates
-from fedfleet.threads import resolve_count
 
 log = logging.getLogger(__name__)
 
@@ -354,12 +353,12 @@ class AsyncRunner:
         return self._hooked(train_task, self.parts.backend.run([train_task])[0])
 
     def _completed_update(self, task: dict[str, Any]) -> ClientUpdate:
-        plan = self.strategy.configure_train(self.plan, task["base_version"] + 1)
         if "trained" in task:
             trained = task["trained"]
             update = ClientUpdate(task["client"], trained["delta"], trained["num_samples"], trained["local_steps"],
                                   task["base_version"], trained["metrics"])
             return self._hooked(self._whole_task(task), update)
+        plan = self.strategy.configure_train(self.plan, task["base_version"] + 1)
         if "local" not in task:
             return self._train(task, task["params"], plan, None)
         second = self._train(task, task["local"], plan, (task["split"], 1 << 62))
@@ -409,7 +408,7 @@ class AsyncRunner:
         state, extra = self.state, self.state.extra
         set_flat(self.parts.model, state.params)
         accuracy, loss = evaluate(self.parts.model, self.parts.data.test, self.config.train.eval_batch_size,
-                                  resolve_count(self.config.backend.eval_threads))
+                                  self.config.backend.eval_threads)
         losses = extra["losses"]
         record = {
             "version": state.step,

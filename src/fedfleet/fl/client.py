@@ -86,8 +86,9 @@ def proximal_term(model: nn.Module, anchor: list[torch.Tensor], mu: float) -> to
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ArrayDataset, batch_size: int = 1000,
-             threads: int | None = None) -> tuple[float, float]:
-    """Accuracy and mean cross-entropy of ``model`` on ``data``, with ``threads`` intra-op threads (None: as set)."""
+             threads: int | str | None = None) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy of ``model`` on ``data``, with ``threads`` intra-op threads
+    (``"auto"``: the cores; None: as set)."""
     with torch_threads(threads):
         return _evaluate(model, data, batch_size)
 

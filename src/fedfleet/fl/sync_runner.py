@@ -30,7 +30,6 @@ from fedfleet.fl.server_hooks import ModelReplacement, ServerHook
 from fedfleet.fl.strategies import FederationInfo, Strategy
 from fedfleet.fl.validation import Rejection, ServerKnowledge, ValidationHistory, validate_updates
 from fedfleet.seeding import EngineStream, stream
-from fedfleet.threads import resolve_count
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +304,7 @@ class SyncRunner:
     def _evaluate(self, round_index: int, now: float, wall: float, outcome: RoundOutcome) -> dict[str, Any]:
         set_flat(self.parts.model, self.state.params)
         accuracy, loss = evaluate(self.parts.model, self.parts.data.test, self.config.train.eval_batch_size,
-                                  resolve_count(self.config.backend.eval_threads))
+                                  self.config.backend.eval_threads)
         return {
             "round": round_index,
             "virtual_time_s": now,

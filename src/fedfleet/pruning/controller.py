@@ -91,6 +91,7 @@ class PruningHook:
         self.state: dict[str, Any] = {"phase": "waiting", "rates": dict.fromkeys(self.sites, 0.0), "decisions": [],
                                       "failed": {}}
         self._measure(model)
+        self.base_params, self.base_flops = self.params, self.flops
 
     # -- the ServerHook protocol --------------------------------------------------------------
 
@@ -255,12 +256,12 @@ class PruningHook:
             magnitudes = torch.cat([w.detach().abs().reshape(-1) for w in weights])
             threshold = quantile(magnitudes, self.config.target_rate)
             self.state["mask"] = (magnitudes >= threshold).to(torch.uint8)
+            self._measure(model, self.state["mask"])  # the architecture and the mask stay as they are from now on
         mask, start = self.state["mask"].bool(), 0
         with torch.no_grad():
             for weight in weights:
                 weight.mul_(mask[start:start + weight.numel()].reshape(weight.shape))
                 start += weight.numel()
-        self._measure(model, self.state["mask"])
         return ModelReplacement(model, compute_scale=1.0)
 
     def _replacement(self, model: nn.Sequential) -> ModelReplacement:
@@ -273,8 +274,6 @@ class PruningHook:
         self.params = sum(p.numel() for p in model.parameters())
         self.flops = count_flops(model, self.input_shape)
         self.nonzero_params = self.params - (int((mask == 0).sum()) if mask is not None else 0)
-        if not hasattr(self, "base_params"):
-            self.base_params, self.base_flops = self.params, self.flops
 
     def _accuracy(self, model: nn.Module) -> float:
         return evaluate(model, self.validation, self.eval_batch_size)[0]

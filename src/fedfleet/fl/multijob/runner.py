@@ -38,7 +38,6 @@ from fedfleet.fl.run_dir import RunDirectory
 from fedfleet.fl.scheduling import PlanningProblem, SchedulingPolicy, fairness_variance, jain_index
 from fedfleet.fl.sync_runner import RunnerParts, task_seed, train_and_aggregate
 from fedfleet.seeding import EngineStream, stream
-from fedfleet.threads import resolve_count
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +299,7 @@ class MultiJobRunner:
         state = job.state
         set_flat(job.parts.model, state.params)
         accuracy, loss = evaluate(job.parts.model, job.parts.data.test, job.config.train.eval_batch_size,
-                                  resolve_count(job.config.backend.eval_threads))
+                                  job.config.backend.eval_threads)
         served = np.array(self.extra["served"][job.index])
         record = {"round": state.step, "virtual_time_s": state.clock, "wall_time_s": state.wall_time_s,
                   "test_accuracy": accuracy, "test_loss": loss, "train_loss": train_loss,
