@@ -94,7 +94,24 @@ class Channel(ABC):
             If the received tensor has the wrong shape or dtype, or is not finite.
         """
         message, size = self.encode(tensor.detach())
-        self._count(size, direction)
+        self.count(size, direction)
+        received = self.decode(message)
+        spec.check(received, what)
+        return received
+
+    def receive(self, message: object, direction: Direction, spec: TensorSpec, what: str) -> torch.Tensor:
+        """Count an encoded tensor that arrived one way, decode it and validate it against ``spec``.
+
+        The receiving half of :meth:`transfer`, for messages encoded elsewhere (by another
+        process): ``message`` is what :meth:`encode` returned there.
+
+        Raises
+        ------
+        UpdateRejected
+            If the message does not decode, or the tensor has the wrong shape or dtype, or is not finite.
+        """
+        size = len(message) if isinstance(message, bytes) else _tensor_bytes(message)
+        self.count(size, direction)
         received = self.decode(message)
         spec.check(received, what)
         return received
@@ -109,16 +126,23 @@ class Channel(ABC):
         """
         if not isinstance(message, bytes):
             raise UpdateRejected(f"{what} is {type(message).__name__}, expected bytes")
-        self._count(len(message), direction)
+        self.count(len(message), direction)
         return bytes(message)
 
-    def _count(self, size: int, direction: Direction) -> None:
+    def count(self, size: int, direction: Direction) -> None:
+        """Add one message of ``size`` bytes sent ``direction`` to the counts."""
         if direction == "up":
             self.bytes_up += size
             self.messages_up += 1
         else:
             self.bytes_down += size
             self.messages_down += 1
+
+
+def _tensor_bytes(message: object) -> int:
+    if not isinstance(message, torch.Tensor):
+        raise UpdateRejected(f"channel message is {type(message).__name__}, expected bytes or a tensor")
+    return message.numel() * message.element_size()
 
 
 class SerializingChannel(Channel):
@@ -141,8 +165,9 @@ class IdentityChannel(Channel):
     """Hands tensors over unchanged (a detached clone); counts their raw size in bytes."""
 
     def encode(self, tensor: torch.Tensor) -> tuple[object, int]:
-        return tensor.clone(), tensor.numel() * tensor.element_size()
+        return tensor.clone(), _tensor_bytes(tensor)
 
     def decode(self, message: object) -> torch.Tensor:
-        assert isinstance(message, torch.Tensor)
+        if not isinstance(message, torch.Tensor):
+            raise UpdateRejected(f"channel message is {type(message).__name__}, expected a tensor")
         return message

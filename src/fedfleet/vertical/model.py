@@ -8,6 +8,7 @@ active party and see the passive parties only through their embeddings.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -159,3 +160,13 @@ class SplitModel(nn.Module):
         """(classes, classes) certified Lipschitz constants of each logit difference in passive party
         ``party``'s embedding alone (1-based, as ``robustness.attacked_party``); at most :meth:`passive_pair_bounds`."""
         return self.interaction.party_lipschitz_bounds()[party - 1] * self.top.pair_lipschitz_bounds()
+
+
+def build_split_model(feature_dims: Sequence[int], num_classes: int, seed: int, **sizes: Any) -> SplitModel:
+    """A :class:`SplitModel` initialised from ``seed`` without touching the global RNG.
+
+    Every party builds it the same way and keeps its own part, so all parts start as in one process.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SplitModel(feature_dims, num_classes, **sizes)

@@ -11,14 +11,16 @@ e.g. label-protecting noise, when set).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from torch import nn
 
 from fedfleet.vertical.attacks import Corruption
-from fedfleet.vertical.channel import Channel, TensorSpec
 from fedfleet.vertical.model import SplitModel
+
+if TYPE_CHECKING:
+    from fedfleet.vertical.protocol import PassiveLink
 
 
 def sgd(modules: Sequence[nn.Module], lr: float, momentum: float) -> torch.optim.SGD:
@@ -149,26 +151,14 @@ class ActiveParty:
         return float(loss.detach()), grads
 
 
-def exchange_step(
-    active: ActiveParty,
-    passives: Sequence[PassiveParty],
-    batch: torch.Tensor,
-    channel: Channel,
-    embedding_dim: int,
-) -> float:
+def exchange_step(active: ActiveParty, links: Sequence[PassiveLink], batch: torch.Tensor) -> float:
     """One protocol round on ``batch``: batch rows down, embeddings up, active update, gradients down.
 
     The active party chooses the batch and sends each passive party its row positions (int64,
-    little-endian) through the channel, so they are counted like every other message.
+    little-endian) through that party's link, so they are counted like every other message.
     """
-    spec = TensorSpec((len(batch), embedding_dim))
-    rows_message = batch.numpy().astype("<i8").tobytes()
-    received = []
-    for party in passives:
-        rows = channel.send_bytes(rows_message, "down", f"batch rows for party {party.index}")
-        party_batch = torch.from_numpy(np.frombuffer(rows, dtype="<i8").copy())
-        received.append(channel.transfer(party.embed(party_batch), "up", spec, f"embedding from party {party.index}"))
+    received = [link.embedding(batch) for link in links]
     loss, grads = active.step(batch, received)
-    for party, grad in zip(passives, grads, strict=True):
-        party.apply_gradient(channel.transfer(grad, "down", spec, f"gradient for party {party.index}"))
+    for link, grad in zip(links, grads, strict=True):
+        link.gradient(grad)
     return loss

@@ -26,7 +26,7 @@ from fedfleet.threads import torch_threads
 from fedfleet.vertical.alignment import Alignment
 from fedfleet.vertical.attacks import Corruption, gaussian_noise, pgd, scaled
 from fedfleet.vertical.certify import certified_accuracy, empirical_lipschitz, pairwise_certified_accuracy
-from fedfleet.vertical.channel import Channel, SerializingChannel
+from fedfleet.vertical.channel import Channel, SerializingChannel, TensorSpec
 from fedfleet.vertical.config import RobustnessConfig, VerticalConfig
 from fedfleet.vertical.data import VerticalData, load_vertical
 from fedfleet.vertical.leakage import label_leakage
@@ -108,20 +108,25 @@ def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def attack_curves(
-    name: str, model: SplitModel, xs: Sequence[torch.Tensor], y: torch.Tensor,
-    settings: RobustnessConfig, seed: int,
+    name: str, model: SplitModel, z_active: torch.Tensor, z_passive: Sequence[torch.Tensor], y: torch.Tensor,
+    settings: RobustnessConfig, seed: int, channel: Channel | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float]:
     """Accuracy under each test-time attack, certified accuracy, and the median clean
-    embedding norm of the attacked party (the unit of the relative sizes), for one model."""
+    embedding norm of the attacked party (the unit of the relative sizes), for one model.
+
+    ``z_active`` and ``z_passive`` are the clean embeddings (active first); each perturbed
+    embedding the attacked party sends goes up ``channel`` (counted) when one is given.
+    """
     party = settings.attacked_party
     with torch.no_grad():
-        z_active, *z_passive = model.embed(xs)
         clean_logits = model.head(z_active, z_passive)
     target = z_passive[party - 1]
     unit = float(target.norm(dim=1).median())  # sizes are multiples of this norm
 
     def accuracy_with(z: torch.Tensor) -> float:
         replaced = list(z_passive)
+        if channel is not None:
+            z = channel.transfer(z, "up", TensorSpec(tuple(z.shape)), f"attacked embedding from party {party}")
         replaced[party - 1] = z
         with torch.no_grad():
             return _accuracy(model.head(z_active, replaced), y)
@@ -212,13 +217,14 @@ def _run_study(config: VerticalConfig, progress: Progress) -> StudyResult:
     embedding_norms: dict[str, float] = {}
     for name, estimator in estimators.items():
         progress(f"attacking the {name} model's passive party {config.robustness.attacked_party}")
+        with torch.no_grad():
+            z_active = estimator.model_.bottoms[0](xe[0])
+        z_passive = estimator.passive_embeddings(xe)  # split inference: counted in channel_eval_
         rows, certified, embedding_norms[name] = attack_curves(
-            name, estimator.model_, xe, ye, config.robustness, config.seed
+            name, estimator.model_, z_active, z_passive, ye, config.robustness, config.seed, estimator.channel_eval_
         )
         result.attacks += rows
         result.certified += certified
-        with torch.no_grad():
-            z_active, *z_passive = estimator.model_.embed(xe)
         checks[name] = empirical_lipschitz(estimator.model_, z_active, z_passive,
                                            config.robustness.lipschitz_check_steps, config.seed)
 
@@ -256,6 +262,8 @@ def _run_study(config: VerticalConfig, progress: Progress) -> StudyResult:
         "alignment_bytes_down": alignment_down,
         "bytes_up": main.channel_.bytes_up + alignment_up,
         "bytes_down": main.channel_.bytes_down + alignment_down,
+        "bytes_eval_up": main.channel_eval_.bytes_up,
+        "bytes_eval_down": main.channel_eval_.bytes_down,
         "label_leakage": {"attacked_party": party, "gradient_noise": config.protection.gradient_noise, **leakage},
         "feature_dims": list(data.feature_dims),
         "eval_samples": n_eval,

@@ -19,9 +19,10 @@ from torch import nn
 
 from fedfleet.vertical.attacks import Corruption
 from fedfleet.vertical.channel import Channel, IdentityChannel, SerializingChannel
-from fedfleet.vertical.model import SplitModel
+from fedfleet.vertical.model import SplitModel, build_split_model
 from fedfleet.vertical.parties import ActiveParty, PassiveParty, exchange_step, sgd
 from fedfleet.vertical.protection import GradientNoise
+from fedfleet.vertical.protocol import PassiveLink, PassiveService, in_process_link
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -31,13 +32,6 @@ def batch_order(num_samples: int, batch_size: int, epochs: int, seed: int) -> It
     generator = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         yield list(torch.randperm(num_samples, generator=generator).split(batch_size))
-
-
-def build_split_model(feature_dims: Sequence[int], num_classes: int, seed: int, **sizes: Any) -> SplitModel:
-    """A :class:`SplitModel` initialised from ``seed`` without touching the global RNG."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return SplitModel(feature_dims, num_classes, **sizes)
 
 
 Predictor = Callable[[Sequence[torch.Tensor]], torch.Tensor]
@@ -55,6 +49,82 @@ def evaluate(
         correct += int((logits.argmax(1) == target).sum())
         loss += float(nn.functional.cross_entropy(logits, target, reduction="sum"))
     return correct / len(y), loss / len(y)
+
+
+@torch.no_grad()
+def split_logits(model: SplitModel, x_active: torch.Tensor, links: Sequence[PassiveLink], split: str,
+                 batch_size: int = 2048) -> torch.Tensor:
+    """Split inference: logits (rows, classes) for the rows of ``split`` that every party holds.
+
+    For each batch the active party sends the row positions down each link, each passive party
+    sends its embedding of those rows up (counted in the link's ``eval_channel``), and the active
+    party predicts from its own features ``x_active`` (rows, features) and the embeddings.
+    Nothing goes back down: the predictions stay with the active party.
+    """
+    out = []
+    for start in range(0, len(x_active), batch_size):
+        rows = torch.arange(start, min(start + batch_size, len(x_active)))
+        z_passive = [link.embedding(rows, split, train=False) for link in links]
+        out.append(model.head(model.bottoms[0](x_active[rows]), z_passive))
+    return torch.cat(out)
+
+
+def scores(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of ``logits`` (rows, classes) against labels ``y``."""
+    accuracy = int((logits.argmax(1) == y).sum()) / len(y)
+    return accuracy, float(nn.functional.cross_entropy(logits, y, reduction="sum")) / len(y)
+
+
+def train_parties(
+    active: ActiveParty, links: Sequence[PassiveLink], batch_size: int, epochs: int, seed: int,
+    start_epoch: int = 0, evaluation: Callable[[], tuple[float, float]] | None = None,
+    after_epoch: EpochCallback | None = None,
+) -> list[dict[str, Any]]:
+    """The training loop every transport shares: epochs ``start_epoch + 1 .. epochs`` of protocol rounds.
+
+    Parameters
+    ----------
+    active : ActiveParty
+        Drives the rounds; its labels fix the number of samples.
+    links : sequence of PassiveLink
+        One per passive party, all with the same training and evaluation channels.
+    batch_size, epochs, seed : int
+        The batches of :func:`batch_order`; epochs before ``start_epoch`` are skipped (resume).
+    evaluation : callable, optional
+        Returns (test accuracy, test loss) after each epoch, by split inference.
+    after_epoch : callable, optional
+        Called with each epoch's entry (progress, checkpoints).
+
+    Returns
+    -------
+    list of dict
+        Per epoch: epoch, train_loss, wall_time_s, bytes_up, bytes_down and, with an
+        evaluation, test_accuracy, test_loss, bytes_eval_up and bytes_eval_down.
+    """
+    history: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    channel, eval_channel = links[0].channel, links[0].eval_channel
+    for epoch, batches in enumerate(batch_order(len(active.y), batch_size, epochs, seed)):
+        if epoch < start_epoch:
+            continue
+        active.model.train()
+        losses = [exchange_step(active, links, batch) for batch in batches]
+        entry: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "train_loss": sum(losses) / len(losses),
+            "wall_time_s": time.perf_counter() - start,
+            "bytes_up": channel.bytes_up,
+            "bytes_down": channel.bytes_down,
+        }
+        if evaluation is not None:
+            active.model.eval()
+            entry["test_accuracy"], entry["test_loss"] = evaluation()
+            entry["bytes_eval_up"], entry["bytes_eval_down"] = eval_channel.bytes_up, eval_channel.bytes_down
+        history.append(entry)
+        if after_epoch is not None:
+            after_epoch(entry)
+    active.model.eval()
+    return history
 
 
 class VerticalClassifier(BaseEstimator):
@@ -91,10 +161,16 @@ class VerticalClassifier(BaseEstimator):
     model_ : SplitModel
         The trained sub-models of all parties.
     channel_ : Channel
-        The channel used, with its byte counts.
+        The training channel, with its byte counts.
+    channel_eval_ : Channel
+        Byte counts of split inference (evaluation, ``predict``, ``score``, ``passive_embeddings``).
+    links_ : list of PassiveLink
+        The active party's link to each passive party (in-process transport).
+    services_ : list of PassiveService
+        Each passive party's side of the protocol.
     history_ : list of dict
         Per epoch: epoch, train_loss, wall_time_s, bytes_up, bytes_down and, with an
-        evaluation set, test_accuracy and test_loss.
+        evaluation set, test_accuracy, test_loss, bytes_eval_up and bytes_eval_down.
     certified_bound_ : float
         Certified Lipschitz constant of the logits in the passive embeddings.
     corrupted_batches_ : int
@@ -180,58 +256,78 @@ class VerticalClassifier(BaseEstimator):
         num_classes = num_classes or int(y.max()) + 1
         model = build_split_model([x.shape[1] for x in xs], num_classes, self.random_state, **self.model_sizes())
         channel: Channel = SerializingChannel() if self.channel == "serializing" else IdentityChannel()
+        eval_channel = type(channel)()
         active = ActiveParty(
             model, xs[0], y,
             sgd([model.bottoms[0], model.interaction, model.top], self.lr, self.momentum),
             protection=GradientNoise(self.gradient_noise) if self.gradient_noise > 0 else None,
         )
-        passives = [
-            PassiveParty(
+        self.services_ = [
+            PassiveService(index, {"train": xs[index], **({"eval": eval_set[0][index]} if eval_set else {})},
+                           type(channel)(), party=PassiveParty(
                 index, model.bottoms[index], xs[index],
                 sgd([model.bottoms[index]], self.lr, self.momentum),
                 corruption=self.corruption if index == self.corrupt_party else None,
                 generator=torch.Generator().manual_seed(self.random_state + index),
-            )
+            ))
             for index in range(1, len(xs))
         ]
-        self.history_: list[dict[str, Any]] = []
-        received: list[list[torch.Tensor]] = [[] for _ in passives]
-        start = time.perf_counter()
-        for epoch, batches in enumerate(batch_order(len(y), self.batch_size, self.epochs, self.random_state)):
-            model.train()
-            losses = [exchange_step(active, passives, batch, channel, self.embedding_dim) for batch in batches]
-            for views, party in zip(received, passives, strict=True):
-                assert party.received is not None
-                views.append(party.received.clone())
-            entry: dict[str, Any] = {
-                "epoch": epoch + 1,
-                "train_loss": sum(losses) / len(losses),
-                "wall_time_s": time.perf_counter() - start,
-                "bytes_up": channel.bytes_up,
-                "bytes_down": channel.bytes_down,
-            }
-            if eval_set is not None:
-                model.eval()
-                entry["test_accuracy"], entry["test_loss"] = evaluate(model, *eval_set)
-            self.history_.append(entry)
+        self.links_ = [in_process_link(service, channel, eval_channel, self.embedding_dim)
+                       for service in self.services_]
+        received: list[list[torch.Tensor]] = [[] for _ in self.services_]
+
+        def keep_views(entry: dict[str, Any]) -> None:
+            for views, service in zip(received, self.services_, strict=True):
+                assert service.party is not None and service.party.received is not None
+                views.append(service.party.received.clone())
             if on_epoch is not None:
                 on_epoch(entry)
-        model.eval()
+
+        evaluation = None
+        if eval_set is not None:
+            x_eval, y_eval = eval_set[0][0], eval_set[1]
+
+            def evaluation() -> tuple[float, float]:
+                return scores(split_logits(model, x_eval, self.links_, "eval"), y_eval)
+
+        self.history_ = train_parties(active, self.links_, self.batch_size, self.epochs, self.random_state,
+                                      evaluation=evaluation, after_epoch=keep_views)
         self.model_ = model
         self.channel_ = channel
+        self.channel_eval_ = eval_channel
         self.certified_bound_ = model.passive_lipschitz_bound()
-        self.corrupted_batches_ = sum(party.corrupted_batches for party in passives)
+        self.corrupted_batches_ = sum(service.party.corrupted_batches for service in self.services_
+                                      if service.party is not None)
         self.received_gradients_ = [torch.stack(views) for views in received]
         return self
 
+    def passive_embeddings(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Each passive party's embedding of aligned rows ``xs`` (active first), by split inference:
+        row positions down and embeddings up, counted in ``channel_eval_``."""
+        self._hand_out(xs)
+        rows = torch.arange(len(xs[0]))
+        return [link.embedding(rows, "predict", train=False) for link in self.links_]
+
+    def predict_logits(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Logits (samples, classes) by split inference (each passive party embeds its own columns
+        of ``xs``; messages counted in ``channel_eval_``)."""
+        self._hand_out(xs)
+        return split_logits(self.model_, xs[0], self.links_, "predict")
+
+    def _hand_out(self, xs: Sequence[torch.Tensor]) -> None:
+        """Give each in-process passive party its columns of new rows, as its "predict" split."""
+        if len(xs) != len(self.services_) + 1:
+            raise ValueError(f"expected features of {len(self.services_) + 1} parties, got {len(xs)}")
+        for service, x in zip(self.services_, xs[1:], strict=True):
+            service.tables["predict"] = x
+
     def predict(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Predicted class per sample, shape (samples,)."""
-        with torch.no_grad():
-            return self.model_(list(xs)).argmax(1)
+        """Predicted class per sample, shape (samples,), by split inference."""
+        return self.predict_logits(xs).argmax(1)
 
     def score(self, xs: Sequence[torch.Tensor], y: torch.Tensor) -> float:
-        """Accuracy on aligned party features ``xs`` and labels ``y``."""
-        return evaluate(self.model_, xs, y)[0]
+        """Accuracy on aligned party features ``xs`` and labels ``y``, by split inference."""
+        return scores(self.predict_logits(xs), y)[0]
 
 
 def fit_unsplit(
