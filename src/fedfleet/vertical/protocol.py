@@ -159,6 +159,8 @@ class PassiveService:
                                      "rows": {name: len(x) for name, x in self.tables.items()}})
         if message.kind == "setup":
             return self._setup(message.header)
+        if message.kind == "stop":
+            return Message("reply")
         party = self._party(message.kind)
         if message.kind == "embed":
             return self._embed(party, message)
@@ -172,8 +174,6 @@ class PassiveService:
             self.epoch = _require(message.header, "epoch", int, "checkpoint")
             if self.directory is not None:
                 save_part(self.directory, party.bottom, party.optimizer, {"epoch": self.epoch})
-            return Message("reply")
-        if message.kind == "stop":
             return Message("reply")
         raise UpdateRejected(f"message kind {message.kind!r} is unknown; expected one of: {', '.join(KINDS)}")
 
