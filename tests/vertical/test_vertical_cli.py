@@ -103,3 +103,36 @@ def test_text_output_names_the_label_leakage(tmp_path: Path, capsys: pytest.Capt
     assert exit_info.value.code in (0, None)
     out = capsys.readouterr().out
     assert "label leakage: the passive party recovers" in out and "chance" in out
+
+
+def test_http_transport_runs_one_process_per_party(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["vertical", str(CONFIG), "--set", "train.epochs=1", "--set", "data.max_train=200", "--set",
+              "data.max_test=50", "--transport", "http", "--out", str(out), "--format", "json"])
+    assert exit_info.value.code in (0, None)
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["transport"] == "http" and printed["epochs"] == 1 and printed["bytes_eval_up"] > 0
+    for party in ("party-active", "party-passive-0"):
+        assert {"data.safetensors", "model.safetensors", "checkpoint"} <= {p.name for p in (out / party).iterdir()}
+    assert json.loads((out / "summary.json").read_text())["final_accuracy"] == printed["final_accuracy"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["vertical", str(CONFIG), "--resume"], "--resume needs --transport http"),
+        (["vertical-party", "--role", "active", "--data", "d", "--dir", "{tmp}"], "needs --config and one --peer"),
+        (["vertical-party", "--role", "passive", "--data", "d", "--dir", "{tmp}", "--listen", "8470"],
+         "must be HOST:PORT"),
+        (["vertical-party", "--role", "passive", "--data", "{tmp}/none.safetensors", "--dir", "{tmp}"],
+         "party data file"),
+    ],
+)
+def test_party_command_errors_are_one_line(argv: list[str], message: str, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([arg.replace("{tmp}", str(tmp_path)) for arg in argv])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and message in error and "\n" not in error
