@@ -9,8 +9,10 @@ loading from one shared ``.npz``):
 - ``plain``: a hand-written FedAvg loop in one process on one thread (the floor);
 - ``fedfleet-seq``: ``run_simulation`` with ``backend.workers=1``;
 - ``fedfleet-workers``: ``backend.workers=auto`` (one worker process per core);
+- ``fedfleet-workers-summed``: the same with ``backend.sum_updates=true`` (one weighted sum per worker);
 - ``fedfleet-vectorized``: ``backend.vectorize=true`` (a round's clients trained at once with torch.func);
-- ``fedfleet-ray``: ``backend.name=ray`` with Ray started on this machine, one actor per core;
+- ``fedfleet-ray``: ``backend.name=ray`` with Ray started on this machine, one actor per core
+  (``fedfleet-ray-summed``: with ``backend.sum_updates=true``);
 - ``flower``: Flower's simulation engine (``flwr[simulation]==1.42.0``), run by
   ``flower_speed.py`` with the Python given by ``--flower-python`` (an environment of its own,
   see docs/benchmarks.md); left out when none is given.
@@ -25,6 +27,7 @@ rounds), time per client update and peak memory.
 
     nice -n 10 python benchmarks/simulation_speed.py [--repeats 3] [--models mlp,cnn]
         [--flower-python /path/to/flower-env/bin/python] [--scale-rounds 3] [--skip-scaling]
+        [--runners fedfleet-seq,fedfleet-workers,...]
 """
 
 from __future__ import annotations
@@ -47,7 +50,9 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 FEDFLEET_BACKENDS = {"fedfleet-seq": {"workers": 1}, "fedfleet-workers": {"workers": "auto"},
-                     "fedfleet-vectorized": {"vectorize": True}, "fedfleet-ray": {"name": "ray", "workers": "auto"}}
+                     "fedfleet-workers-summed": {"workers": "auto", "sum_updates": True},
+                     "fedfleet-vectorized": {"vectorize": True}, "fedfleet-ray": {"name": "ray", "workers": "auto"},
+                     "fedfleet-ray-summed": {"name": "ray", "workers": "auto", "sum_updates": True}}
 FEDFLEET_RUNNERS = tuple(FEDFLEET_BACKENDS)
 
 
@@ -174,7 +179,7 @@ def ratio(value: float, reference: float | None) -> str:
 def speed_table(args: argparse.Namespace, folder: Path) -> None:
     path = folder / "workload.npz"
     write_workload(path, 100, workload.PER_ROUND, workload.ROUNDS)
-    runners = ["plain", *FEDFLEET_RUNNERS] + (["flower"] if args.flower_python else [])
+    runners = ["plain", *args.runners] + (["flower"] if args.flower_python else [])
     for model in args.models:
         samples: dict[str, list[dict[str, Any]]] = {r: [] for r in runners}
         for repeat in range(args.repeats):
@@ -199,13 +204,14 @@ def speed_table(args: argparse.Namespace, folder: Path) -> None:
 
 def scaling_table(args: argparse.Namespace, folder: Path) -> None:
     print(f"\nscaling, fedfleet with workers, MLP, 100 clients per round, {args.scale_rounds} rounds\n")
-    print("| clients | process s | ms per client update | peak PSS MiB |\n|---|---|---|---|")
+    print("| clients | runner | process s | ms per client update | peak PSS MiB |\n|---|---|---|---|---|")
     for clients in (1000, 10000):
         path = folder / f"workload-{clients}.npz"
         write_workload(path, clients, 100, args.scale_rounds)
-        m = measure(command("fedfleet-workers", "mlp", path, None))
-        print(f"| {clients} | {m['wall_s']:.1f} | {1000 * m['loop_s'] / m['updates']:.2f} | "
-              f"{m['peak_rss'] / 2**20:.0f} |", flush=True)
+        for runner in ("fedfleet-workers", "fedfleet-workers-summed"):
+            m = measure(command(runner, "mlp", path, None))
+            print(f"| {clients} | {runner} | {m['wall_s']:.1f} | {1000 * m['loop_s'] / m['updates']:.2f} | "
+                  f"{m['peak_rss'] / 2**20:.0f} |", flush=True)
 
 
 def main() -> None:
@@ -215,10 +221,15 @@ def main() -> None:
     parser.add_argument("--flower-python", default=None)
     parser.add_argument("--scale-rounds", type=int, default=3)
     parser.add_argument("--skip-scaling", action="store_true")
+    parser.add_argument("--runners", type=lambda s: s.split(","), default=list(FEDFLEET_RUNNERS),
+                        help=f"fedfleet runners to time beside plain (default all: {','.join(FEDFLEET_RUNNERS)})")
     parser.add_argument("--runner", choices=["plain", *FEDFLEET_RUNNERS], help=argparse.SUPPRESS)
     parser.add_argument("--workload", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--model", choices=list(workload.MODELS), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    unknown = sorted(set(args.runners) - set(FEDFLEET_RUNNERS))
+    if unknown:
+        parser.error(f"unknown runner(s) {unknown}; choose from {', '.join(FEDFLEET_RUNNERS)}")
     if args.runner:
         child(args)
         return

@@ -195,6 +195,9 @@ class BackendConfig(ConfigSection):
     threads: int | None = Field(1, ge=1)  # PyTorch intra-op threads per process; None keeps PyTorch's default
     workers: int | Literal["auto"] = "auto"  # processes (ray: actors) training a round side by side; auto: cores
     vectorize: bool = False  # train a round's clients at once with torch.func (plain SGD, models without state)
+    # workers (ray: actors) keep their deltas and send one weighted sum each instead of every update, for
+    # FedAvg/FedProx without client hooks; equal to the per-update path up to the order of float additions
+    sum_updates: bool = False
     # PyTorch threads for the server's evaluation, which runs while no client trains; auto: the cores.
     # Metrics are the same for one thread count on any machine (test_loss may differ in its last bits otherwise)
     eval_threads: int | Literal["auto"] = "auto"

@@ -9,6 +9,8 @@ from fedfleet.backends import LocalBackend, RayBackend
 from fedfleet.config import load_config
 from fedfleet.fl.client import LocalTrainer
 from fedfleet.fl.simulation import run_simulation
+from fedfleet.fl.strategies.base import weighted_sum
+from tests.backends.test_summed import checks_for
 from tests.backends.test_workers import DyingOnce, assert_same_updates, tasks_and_data, without_wall_time
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'fedfleet[ray]')")
@@ -69,3 +71,27 @@ def test_a_pruned_run_on_ray_equals_the_local_run(digits_config):
     on_ray = run_simulation(load_config(digits_config | {"backend": {"name": "ray", "workers": 2}}))
     assert on_ray.summary["model_params"] < on_ray.history[0]["model_params"]
     assert without_wall_time(on_ray.history) == without_wall_time(local.history)
+
+
+def test_summed_updates_on_ray_equal_the_per_update_run(digits_config):
+    per_update = run_simulation(load_config(digits_config | {"backend": {"workers": 1}}))
+    summed = run_simulation(load_config(digits_config | {"backend": {"name": "ray", "workers": 2,
+                                                                     "sum_updates": True}}))
+    for ours, theirs in zip(summed.model.parameters(), per_update.model.parameters(), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert [r["updates_accepted"] for r in summed.history] == [r["updates_accepted"] for r in per_update.history]
+
+
+def test_an_actor_killed_between_summaries_and_sum_trains_its_tasks_again():
+    model, clients, tasks = tasks_and_data()
+    weights = {i: 1 / 6 for i in range(6)}
+    updates = LocalBackend(LocalTrainer(model), clients).run(tasks)
+    expected = weighted_sum([u.delta for u in updates], list(weights.values()))
+    backend = RayBackend(LocalTrainer(model), clients, workers=2)
+    try:
+        summaries = backend.train_held(tasks, checks_for(clients))
+        assert [s.client_id for s in summaries] == [u.client_id for u in updates]
+        ray.kill(backend._actors[0])
+        torch.testing.assert_close(backend.sum_held(weights), expected, rtol=1e-6, atol=1e-7)
+    finally:
+        backend.close()

@@ -2,7 +2,7 @@
 
 import torch
 
-from fedfleet.fl.validation import ServerKnowledge, ValidationHistory, validate_updates
+from fedfleet.fl.validation import ServerKnowledge, UpdateSummary, ValidationHistory, validate_updates
 from tests.fl.test_validation import PLAN, healthy, make, server
 
 
@@ -50,7 +50,7 @@ def test_a_cohort_of_three_or_more_ignores_recent_rounds():
 
 
 def test_the_history_round_trips_through_its_state():
-    history = observed(3, [1.0, 2.0, 3.0, 4.0], [make(0, torch.full((4,), 0.5), local_steps=2)])
+    history = observed(3, [1.0, 2.0, 3.0, 4.0], [UpdateSummary.of(make(0, torch.full((4,), 0.5), local_steps=2))])
     restored = ValidationHistory(3, history.state_dict())
     assert restored.reference_norm == history.reference_norm == 3.0
     assert restored.recent_norms == history.recent_norms == ((1.0, 0.5),) * 3

@@ -4,9 +4,10 @@ Client data go to Ray's object store once, on the first round; each actor fetche
 given and keeps them. Tasks are packed, assigned and trained as by the worker backend (longest first, to
 the least-loaded actor; the global parameters once per batch, one update per task back). A task's
 batch order comes from its seed, so with the same thread count the updates are bit-identical to the
-sequential backend's. An actor that dies is replaced and its tasks trained again (up to
-``MAX_RESTARTS`` times per batch). :meth:`RayBackend.close` kills the actors and, when this backend
-started Ray, shuts it down.
+sequential backend's. With ``backend.sum_updates`` an actor keeps its deltas and returns summaries, then
+one weighted sum (:class:`~fedfleet.fl.backend.SummingBackend`). An actor that dies is replaced and
+its tasks trained again (up to ``MAX_RESTARTS`` times per batch). :meth:`RayBackend.close` kills the
+actors and, when this backend started Ray, shuts it down.
 
 ``address=None`` starts Ray on this machine with ``workers`` CPUs; ``"auto"`` or ``"ray://host:port"``
 joins a running cluster (``ray start --head`` on one node, ``ray start --address=...`` on the others).
@@ -24,19 +25,24 @@ from torch import nn
 
 from fedfleet.backends.workers import (
     MAX_RESTARTS,
+    HeldBatch,
     Job,
     Result,
     WorkerError,
-    assign_greedy,
+    add_sums,
+    assign_jobs,
+    in_task_order,
+    own_weights,
     pack_tasks,
-    task_cost,
     train_job,
     unpack_results,
 )
 from fedfleet.data.datasets import ArrayDataset
 from fedfleet.errors import FedfleetError
+from fedfleet.fl.backend import LocalChecks
 from fedfleet.fl.client import LocalTrainer
 from fedfleet.fl.messages import ClientUpdate, TrainTask
+from fedfleet.fl.validation import UpdateSummary
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +67,31 @@ class _Actor:
             torch.set_num_threads(threads)
         self.trainer = trainer
         self.data: dict[int, ArrayDataset] = {}
+        self.held = HeldBatch()
 
     def train(self, arrays: list[np.ndarray], jobs: list[Job], data_refs: dict[int, list[Any]]) -> list[Result]:
+        self._fetch(data_refs)
+        params = [torch.from_numpy(array) for array in arrays]
+        return [train_job(self.trainer, self.data, params, job) for job in jobs]
+
+    def hold(self, batch: int, arrays: list[np.ndarray], jobs: list[Job], data_refs: dict[int, list[Any]],
+             checks: LocalChecks) -> list[tuple[int, UpdateSummary]]:
+        self._fetch(data_refs)
+        self.held.train(batch, self.trainer, self.data, arrays, jobs)
+        return self.held.summaries(checks)
+
+    def sum(self, batch: int, arrays: list[np.ndarray], jobs: list[Job], data_refs: dict[int, list[Any]],
+            weights: dict[int, float]) -> np.ndarray | None:
+        self._fetch(data_refs)
+        self.held.train(batch, self.trainer, self.data, arrays, jobs)  # a replacement actor trains them again
+        return self.held.weighted_sum(weights)
+
+    def _fetch(self, data_refs: dict[int, list[Any]]) -> None:
         ray = _ray()
         for client_id, [ref] in data_refs.items():
             if client_id not in self.data:
                 x, y, classes = ray.get(ref)
                 self.data[client_id] = ArrayDataset(torch.from_numpy(x), torch.from_numpy(y), classes)
-        params = [torch.from_numpy(array) for array in arrays]
-        return [train_job(self.trainer, self.data, params, job) for job in jobs]
 
 
 class RayBackend:
@@ -99,6 +121,8 @@ class RayBackend:
         self._actors: list[Any] = []
         self._refs: list[Any] = []
         self._started_ray = False
+        self._batch = 0
+        self._held: tuple[Any, dict[int, list[Job]], int] | None = None
 
     def run(self, tasks: Sequence[TrainTask]) -> list[ClientUpdate]:
         """Train ``tasks`` and return their updates in task order."""
@@ -106,30 +130,62 @@ class RayBackend:
             return []
         ray = self._connect()
         arrays, jobs = pack_tasks(tasks)
-        costs = [task_cost(task, self.client_data[task.client_id]) for task in tasks]
-        assignment = [a for a in assign_greedy(costs, min(self.num_workers, len(tasks))) if a]
-        while len(self._actors) < len(assignment):
-            self._actors.append(self._new_actor())
+        assigned = self._assign(tasks, jobs)
         arrays_ref = ray.put(arrays)
-        pending = {slot: [jobs[i] for i in indices] for slot, indices in enumerate(assignment)}
-        calls = {self._submit(slot, arrays_ref, slot_jobs): slot for slot, slot_jobs in pending.items()}
-        results: list[Result] = []
+        replies = self._dispatch(assigned, lambda actor, slot: actor.train.remote(
+            arrays_ref, assigned[slot], self._data_refs(assigned[slot])))
+        return unpack_results([result for reply in replies.values() for result in reply], len(tasks))
+
+    def train_held(self, tasks: Sequence[TrainTask], checks: LocalChecks) -> list[UpdateSummary]:
+        """Train ``tasks`` on the actors, which keep the deltas; a summary per task, in task order."""
+        ray = self._connect()
+        arrays, jobs = pack_tasks(tasks)
+        self._batch += 1
+        batch, assigned, arrays_ref = self._batch, self._assign(tasks, jobs), ray.put(arrays)
+        self._held = (arrays_ref, assigned, len(arrays[0]))
+        replies = self._dispatch(assigned, lambda actor, slot: actor.hold.remote(
+            batch, arrays_ref, assigned[slot], self._data_refs(assigned[slot]), checks))
+        return in_task_order(replies, len(tasks))
+
+    def sum_held(self, weights: dict[int, float]) -> torch.Tensor:
+        """Σ weights[i] · delta_i over the held updates: one vector from each actor (see :meth:`train_held`)."""
+        if self._held is None:
+            raise RuntimeError("sum_held before train_held")
+        arrays_ref, assigned, size = self._held
+        batch = self._batch
+
+        def submit(actor: Any, slot: int) -> Any:
+            return actor.sum.remote(batch, arrays_ref, assigned[slot], self._data_refs(assigned[slot]),
+                                    own_weights(assigned[slot], weights))
+
+        return add_sums(self._dispatch(assigned, submit), size)
+
+    def _assign(self, tasks: Sequence[TrainTask], jobs: list[Job]) -> dict[int, list[Job]]:
+        return assign_jobs(tasks, jobs, self.client_data, self.num_workers)
+
+    def _dispatch(self, assigned: dict[int, list[Job]], submit: Any) -> dict[int, Any]:
+        """``submit(actor, slot)`` for each assigned actor; replies by slot (a dead actor replaced, resubmitted)."""
+        ray = _ray()
+        while len(self._actors) < len(assigned):
+            self._actors.append(self._new_actor())
+        calls = {submit(self._actors[slot], slot): slot for slot in assigned}
+        replies: dict[int, Any] = {}
         restarts = 0
         while calls:
             [done], _ = ray.wait(list(calls), num_returns=1)
             slot = calls.pop(done)
             try:
-                results.extend(ray.get(done))
+                replies[slot] = ray.get(done)
             except ray.exceptions.RayActorError:
                 restarts += 1
                 if restarts > MAX_RESTARTS:
                     raise WorkerError(f"Ray actors died {restarts} times in one round; check the cluster's "
                                       "logs (ray status) or run with backend.name=local") from None
                 log.warning("Ray actor %d died; replacing it and training its %d tasks again", slot,
-                            len(pending[slot]))
+                            len(assigned[slot]))
                 self._actors[slot] = self._new_actor()
-                calls[self._submit(slot, arrays_ref, pending[slot])] = slot
-        return unpack_results(results, len(tasks))
+                calls[submit(self._actors[slot], slot)] = slot
+        return replies
 
     def close(self) -> None:
         """Kill the actors; shut Ray down when this backend started it."""
@@ -154,10 +210,9 @@ class RayBackend:
             self._actors = []
         self.trainer = LocalTrainer(model, self.trainer.loss_fn)
 
-    def _submit(self, slot: int, arrays_ref: Any, jobs: list[Job]) -> Any:
-        client_ids = {job[2] for job in jobs}
-        refs = {client_id: [self._refs[client_id]] for client_id in client_ids}  # in a list: Ray passes it as is
-        return self._actors[slot].train.remote(arrays_ref, jobs, refs)
+    def _data_refs(self, jobs: list[Job]) -> dict[int, list[Any]]:
+        """The object-store references of the jobs' clients (each in a list: Ray passes it as is)."""
+        return {client_id: [self._refs[client_id]] for client_id in {job[2] for job in jobs}}
 
     def _new_actor(self) -> Any:
         ray = _ray()

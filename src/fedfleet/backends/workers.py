@@ -7,6 +7,9 @@ a worker receives the global parameters once per batch of tasks and returns one 
 task. A task's batch order comes from its seed, so with the same thread count per process
 the updates are bit-identical to the sequential backend's, whatever the worker count.
 
+With ``backend.sum_updates`` (:class:`~fedfleet.fl.backend.SummingBackend`) a worker keeps the deltas
+of its tasks, returns a summary of each, and then one weighted sum of the ones the server accepted.
+
 A worker that dies mid-round is replaced and its tasks are trained again; workers ignore
 Ctrl-C, exit when their parent does, and :meth:`WorkerBackend.close` (called when the run
 ends, also after an exception or Ctrl-C) stops them all.
@@ -32,8 +35,10 @@ from torch import nn
 
 from fedfleet.data.datasets import ArrayDataset
 from fedfleet.errors import FedfleetError
+from fedfleet.fl.backend import LocalChecks
 from fedfleet.fl.client import LocalTrainer
 from fedfleet.fl.messages import ClientUpdate, TrainTask
+from fedfleet.fl.validation import ServerKnowledge, UpdateSummary, summarise_update
 from fedfleet.threads import resolve_count
 
 log = logging.getLogger(__name__)
@@ -112,16 +117,14 @@ class WorkerBackend:
         self.threads = threads
         self._workers: list[_Worker] = []
         self._context = multiprocessing.get_context("fork")
+        self._batch = 0
+        self._held: tuple[list[np.ndarray], dict[int, list[Job]]] | None = None
 
     def run(self, tasks: Sequence[TrainTask]) -> list[ClientUpdate]:
         """Train ``tasks`` and return their updates in task order."""
         if len(tasks) < 2:
             return [self.trainer.train(task, self.client_data[task.client_id]) for task in tasks]
-        try:
-            return self._run_parallel(tasks)
-        except BaseException:
-            self.close()
-            raise
+        return self._guarded(lambda: self._run_parallel(tasks))
 
     def close(self) -> None:
         """Stop every worker (they are restarted by the next :meth:`run`)."""
@@ -147,13 +150,55 @@ class WorkerBackend:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def train_held(self, tasks: Sequence[TrainTask], checks: LocalChecks) -> list[UpdateSummary]:
+        """Train ``tasks`` on the workers, which keep the deltas; a summary per task, in task order."""
+        arrays, jobs = pack_tasks(tasks)
+        self._batch += 1
+        self._held = (arrays, self._assign(tasks, jobs))
+        batch, assigned = self._batch, self._held[1]
+        replies = self._guarded(lambda: self._dispatch(
+            assigned, lambda slot, fresh: ("hold", batch, arrays, assigned[slot], checks)))
+        return in_task_order(replies, len(tasks))
+
+    def sum_held(self, weights: dict[int, float]) -> torch.Tensor:
+        """Σ weights[i] · delta_i over the held updates: one vector from each worker (see :meth:`train_held`)."""
+        if self._held is None:
+            raise RuntimeError("sum_held before train_held")
+        arrays, assigned = self._held
+        batch = self._batch
+
+        def message(slot: int, fresh: bool) -> tuple[Any, ...]:
+            return ("sum", batch, arrays if fresh else None, assigned[slot], own_weights(assigned[slot], weights))
+
+        return add_sums(self._guarded(lambda: self._dispatch(assigned, message)), len(arrays[0]))
+
+    def _guarded(self, call: Any) -> Any:
+        try:
+            return call()
+        except BaseException:
+            self.close()
+            raise
+
+    def _assign(self, tasks: Sequence[TrainTask], jobs: list[Job]) -> dict[int, list[Job]]:
+        return assign_jobs(tasks, jobs, self.client_data, self.num_workers)
+
     def _run_parallel(self, tasks: Sequence[TrainTask]) -> list[ClientUpdate]:
         arrays, jobs = pack_tasks(tasks)
-        costs = [task_cost(task, self.client_data[task.client_id]) for task in tasks]
-        assignment = [a for a in assign_greedy(costs, min(self.num_workers, len(tasks))) if a]
-        while len(self._workers) < len(assignment):
+        assigned = self._assign(tasks, jobs)
+        replies = self._dispatch(assigned, lambda slot, fresh: ("train", arrays, assigned[slot]))
+        return unpack_results([result for reply in replies.values() for result in reply], len(tasks))
+
+    def _dispatch(self, assigned: dict[int, list[Job]], message: Any) -> dict[int, Any]:
+        """Send ``message(slot, fresh)`` to each assigned worker and collect the replies by slot.
+
+        ``fresh`` is True for a worker started since the batch was first sent (it holds nothing of it).
+        A worker that dies is replaced and sent its message again, up to ``MAX_RESTARTS`` times.
+        """
+        fresh = set()
+        while len(self._workers) < len(assigned):
+            fresh.add(len(self._workers))
             self._workers.append(self._spawn())
-        pending = {slot: [jobs[i] for i in indices] for slot, indices in enumerate(assignment)}
+        pending = dict(assigned)
         restarts = 0
 
         def restart(slot: int) -> None:
@@ -165,17 +210,17 @@ class WorkerBackend:
             log.warning("worker %d died; restarting it and training its %d tasks again", slot, len(pending[slot]))
             self._workers[slot].conn.close()
             self._workers[slot] = self._spawn()
-            send(slot)
+            send(slot, True)
 
-        def send(slot: int) -> None:
+        def send(slot: int, is_fresh: bool) -> None:
             try:
-                self._workers[slot].conn.send((arrays, pending[slot]))
+                self._workers[slot].conn.send(message(slot, is_fresh))
             except OSError:  # it died since the last round
                 restart(slot)
 
         for slot in pending:
-            send(slot)
-        results: list[Result] = []
+            send(slot, slot in fresh)
+        replies: dict[int, Any] = {}
         while pending:
             by_handle: dict[Any, int] = {}
             for slot in pending:
@@ -186,12 +231,12 @@ class WorkerBackend:
                 if reply is None:
                     restart(slot)
                     continue
-                results.extend(reply)
+                replies[slot] = reply[0]
                 del pending[slot]
-        return unpack_results(results, len(tasks))
+        return replies
 
-    def _receive(self, worker: _Worker) -> list[Result] | None:
-        """The worker's results, or None when it died before sending them."""
+    def _receive(self, worker: _Worker) -> tuple[Any] | None:
+        """The worker's reply (in a 1-tuple), or None when it died before sending it."""
         try:
             if not worker.conn.poll():  # woken by its sentinel alone: it exited without replying
                 return None
@@ -200,7 +245,7 @@ class WorkerBackend:
             return None
         if kind == "error":
             raise payload
-        return payload
+        return (payload,)
 
     def _spawn(self) -> _Worker:
         parent_conn, child_conn = self._context.Pipe()
@@ -211,6 +256,40 @@ class WorkerBackend:
         process.start()
         child_conn.close()
         return _Worker(process, parent_conn)
+
+
+def assign_jobs(tasks: Sequence[TrainTask], jobs: list[Job], client_data: Sequence[ArrayDataset],
+                workers: int) -> dict[int, list[Job]]:
+    """The packed jobs of each worker slot that gets any (:func:`assign_greedy` by :func:`task_cost`)."""
+    costs = [task_cost(task, client_data[task.client_id]) for task in tasks]
+    assignment = [a for a in assign_greedy(costs, min(workers, len(tasks))) if a]
+    return {slot: [jobs[i] for i in indices] for slot, indices in enumerate(assignment)}
+
+
+def own_weights(jobs: list[Job], weights: dict[int, float]) -> dict[int, float]:
+    """The entries of ``weights`` (by task position) for ``jobs``."""
+    return {job[0]: weights[job[0]] for job in jobs if job[0] in weights}
+
+
+def in_task_order(replies: dict[int, list[tuple[int, UpdateSummary]]], count: int) -> list[UpdateSummary]:
+    """The (position, summary) replies of every slot as one list in task order."""
+    summaries: list[UpdateSummary | None] = [None] * count
+    for slot in sorted(replies):
+        for position, summary in replies[slot]:
+            summaries[position] = summary
+    missing = [i for i, summary in enumerate(summaries) if summary is None]
+    if missing:
+        raise WorkerError(f"workers returned no summary for tasks {missing}; run with backend.sum_updates=false")
+    return summaries  # type: ignore[return-value]
+
+
+def add_sums(replies: dict[int, np.ndarray | None], size: int) -> torch.Tensor:
+    """The workers' weighted sums added in slot order (a worker with no accepted update sends None)."""
+    total = torch.zeros(size, dtype=torch.float32)
+    for slot in sorted(replies):
+        if replies[slot] is not None:
+            total.add_(torch.from_numpy(np.array(replies[slot])))  # a copy: Ray's arrays are read-only
+    return total
 
 
 def pack_tasks(tasks: Sequence[TrainTask]) -> tuple[list[np.ndarray], list[Job]]:
@@ -241,10 +320,11 @@ def unpack_results(results: list[Result], count: int) -> list[ClientUpdate]:
 
 def _serve(conn: Connection, trainer: LocalTrainer, client_data: Sequence[ArrayDataset], threads: int | None,
            parent: int) -> None:
-    """A worker's loop: train each batch of jobs it receives until told to stop or orphaned."""
+    """A worker's loop: answer each message it receives until told to stop or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     if threads is not None:
         torch.set_num_threads(threads)
+    held = HeldBatch()
     while True:
         if not conn.poll(PARENT_CHECK_S):
             if os.getppid() != parent:
@@ -256,21 +336,82 @@ def _serve(conn: Connection, trainer: LocalTrainer, client_data: Sequence[ArrayD
             return
         if message is None:
             return
-        arrays, jobs = message
-        params = [torch.from_numpy(array) for array in arrays]
         try:
-            results = [train_job(trainer, client_data, params, job) for job in jobs]
+            reply = _answer(message, trainer, client_data, held)
         except Exception as exc:  # the parent re-raises it
             conn.send(("error", exc))
             continue
-        conn.send(("ok", results))
+        conn.send(("ok", reply))
+
+
+def _answer(message: tuple[Any, ...], trainer: LocalTrainer, client_data: Sequence[ArrayDataset],
+            held: HeldBatch) -> Any:
+    kind, *body = message
+    if kind == "train":
+        arrays, jobs = body
+        params = [torch.from_numpy(array) for array in arrays]
+        return [train_job(trainer, client_data, params, job) for job in jobs]
+    if kind == "hold":
+        batch, arrays, jobs, checks = body
+        held.train(batch, trainer, client_data, arrays, jobs)
+        return held.summaries(checks)
+    batch, arrays, jobs, weights = body
+    held.train(batch, trainer, client_data, arrays, jobs)
+    return held.weighted_sum(weights)
+
+
+class HeldBatch:
+    """A worker's updates of its current batch of jobs, kept until the server asks for their weighted sum."""
+
+    def __init__(self) -> None:
+        self.batch = -1
+        self.updates: dict[int, ClientUpdate] = {}
+        self.params: list[torch.Tensor] = []
+        self.jobs: list[Job] = []
+
+    def train(self, batch: int, trainer: LocalTrainer,
+              client_data: Sequence[ArrayDataset] | Mapping[int, ArrayDataset],
+              arrays: list[np.ndarray] | None, jobs: list[Job]) -> None:
+        """Train ``jobs`` of ``batch`` from ``arrays`` unless this worker already holds that batch."""
+        if batch == self.batch:
+            return
+        if arrays is None:
+            raise RuntimeError(f"worker does not hold batch {batch} and was not sent its parameters")
+        self.params = [torch.from_numpy(array) for array in arrays]
+        self.jobs = jobs
+        self.updates = {job[0]: train_task(trainer, client_data, self.params, job) for job in jobs}
+        self.batch = batch
+
+    def summaries(self, checks: LocalChecks) -> list[tuple[int, UpdateSummary]]:
+        """(task position, summary) of each held update, judged with what the server sent."""
+        out = []
+        for job in self.jobs:
+            position, slot, plan = job[0], job[1], job[4]
+            server = ServerKnowledge(self.params[slot], checks.num_samples, plan, checks.reference_norm)
+            out.append((position, summarise_update(self.updates[position], server, checks.max_norm_ratio)))
+        return out
+
+    def weighted_sum(self, weights: dict[int, float]) -> np.ndarray | None:
+        """Σ weights[i] · delta_i over the held updates ``weights`` names (in position order); None if none."""
+        if not weights:
+            return None
+        total = torch.zeros_like(self.updates[next(iter(weights))].delta)
+        for position in sorted(weights):
+            total.add_(self.updates[position].delta, alpha=float(weights[position]))
+        return total.numpy()
+
+
+def train_task(trainer: LocalTrainer, client_data: Sequence[ArrayDataset] | Mapping[int, ArrayDataset],
+               params: list[torch.Tensor], job: Job) -> ClientUpdate:
+    """Train one packed task from ``params[slot]`` on ``client_data[client_id]``."""
+    _, slot, client_id, base_version, plan, seed, steps = job
+    return trainer.train(TrainTask(client_id, params[slot], base_version, plan, seed, steps), client_data[client_id])
 
 
 def train_job(trainer: LocalTrainer, client_data: Sequence[ArrayDataset] | Mapping[int, ArrayDataset],
               params: list[torch.Tensor], job: Job) -> Result:
-    """Train one packed task from ``params[slot]`` on ``client_data[client_id]``."""
-    position, slot, client_id, base_version, plan, seed, steps = job
-    task = TrainTask(client_id, params[slot], base_version, plan, seed, steps)
-    update = trainer.train(task, client_data[client_id])
+    """Train one packed task (see :func:`train_task`) and pack its update to travel."""
+    position = job[0]
+    update = train_task(trainer, client_data, params, job)
     return (position, update.client_id, update.delta.numpy(), update.num_samples, update.local_steps,
             update.base_version, update.metrics)

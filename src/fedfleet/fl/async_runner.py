@@ -36,7 +36,7 @@ from fedfleet.fl.params import get_flat, set_flat
 from fedfleet.fl.run_dir import RunDirectory
 from fedfleet.fl.strategies import Arrival, AsyncStrategy, FederationInfo
 from fedfleet.fl.sync_runner import RunnerParts, initial_state, plan_from_config, task_seed
-from fedfleet.fl.validation import Rejection, ServerKnowledge, ValidationHistory, validate_updates
+from fedfleet.fl.validation import Rejection, ServerKnowledge, UpdateSummary, ValidationHistory, validate_updates
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +317,7 @@ class AsyncRunner:
         if not rejected:
             rejected = self._aggregate(update, task)
         history = self._validation_history()
-        history.observe(self.state.params, [] if rejected else [update])
+        history.observe(self.state.params, [] if rejected else [UpdateSummary.of(update)])
         extra["validation"] = history.state_dict()
         if rejected:
             self.state.totals["updates_rejected"] += 1

@@ -14,7 +14,7 @@ from torch import nn
 
 from fedfleet.config import RunConfig
 from fedfleet.errors import CheckpointError, FedfleetError
-from fedfleet.fl.backend import Backend, ClientHook
+from fedfleet.fl.backend import Backend, ClientHook, LocalChecks, SummingBackend
 from fedfleet.fl.callbacks import Callback
 from fedfleet.fl.checkpoint import RunState, run_fingerprint, save_checkpoint
 from fedfleet.fl.client import evaluate
@@ -22,13 +22,20 @@ from fedfleet.fl.faults import Availability
 from fedfleet.fl.federated_data import FederatedData
 from fedfleet.fl.fleet import BYTES_PER_PARAM, DeviceProfile, TimeModel, VirtualClock
 from fedfleet.fl.history import summarise
-from fedfleet.fl.messages import ClientUpdate, LocalTrainingPlan, TrainTask
+from fedfleet.fl.messages import LocalTrainingPlan, TrainTask
 from fedfleet.fl.params import get_flat, num_params, set_flat
 from fedfleet.fl.run_dir import RunDirectory
 from fedfleet.fl.selection import Selector
 from fedfleet.fl.server_hooks import ModelReplacement, ServerHook
 from fedfleet.fl.strategies import FederationInfo, Strategy
-from fedfleet.fl.validation import Rejection, ServerKnowledge, ValidationHistory, validate_updates
+from fedfleet.fl.validation import (
+    Rejection,
+    ServerKnowledge,
+    UpdateSummary,
+    ValidationHistory,
+    judge_summaries,
+    summarise_update,
+)
 from fedfleet.seeding import EngineStream, stream
 
 log = logging.getLogger(__name__)
@@ -74,7 +81,7 @@ class RunnerParts:
 class RoundOutcome:
     """What one round did, for the metrics record."""
 
-    accepted: list[ClientUpdate]
+    accepted: list[UpdateSummary]
     rejected: list[Rejection]
     dropped: int
     duration_s: float
@@ -85,22 +92,44 @@ class RoundOutcome:
 
 def train_and_aggregate(config: RunConfig, parts: RunnerParts, state: RunState, tasks: Sequence[TrainTask],
                         plan: LocalTrainingPlan, round_index: int,
-                        ) -> tuple[list[ClientUpdate], list[ClientUpdate], list[Rejection]]:
+                        ) -> tuple[int, list[UpdateSummary], list[Rejection]]:
     """Train ``tasks`` through the backend and hooks, validate, aggregate into ``state.params``.
 
     Updates ``state.params`` (unless the aggregate is not finite), the validation history and
-    the participation counts in ``state.extra``. Returns (updates, accepted, rejected).
+    the participation counts in ``state.extra``. Returns (updates received, accepted, rejected).
+    With ``backend.sum_updates`` on a :class:`SummingBackend`, a strategy that is a sample-weighted
+    mean and no client hooks, the workers send summaries and one weighted sum each instead of the
+    updates; validation and the aggregate are the same, up to the order of the float additions.
     """
     params, sizes = state.params, parts.data.num_samples()
-    updates = parts.backend.run(tasks)
-    for hook in parts.client_hooks:
-        updates = [hook(task, update) for task, update in zip(tasks, updates, strict=True)]
     history = ValidationHistory.of_run(config.validation.reference_rounds, state.extra, params)
     server = ServerKnowledge(params, sizes, plan, history.reference_norm, history.recent_norms,
                              parts.strategy.check_update)
-    accepted, rejected = validate_updates(updates, server, config.validation.max_norm_ratio)
+    ratio = config.validation.max_norm_ratio
+    server_lr = parts.strategy.sample_mean_lr()
+    backend = parts.backend
+    if config.backend.sum_updates and server_lr is not None and not parts.client_hooks \
+            and isinstance(backend, SummingBackend):
+        summaries = backend.train_held(tasks, LocalChecks(sizes, history.reference_norm, ratio))
+        positions, rejected = judge_summaries(summaries, server, ratio)
+        accepted = [summaries[i] for i in positions]
+        total = sum(summary.num_samples for summary in accepted)
+
+        def aggregate() -> torch.Tensor:
+            direction = backend.sum_held({i: summaries[i].num_samples / total for i in positions})
+            return params + server_lr * direction
+    else:
+        updates = backend.run(tasks)
+        for hook in parts.client_hooks:
+            updates = [hook(task, update) for task, update in zip(tasks, updates, strict=True)]
+        summaries = [summarise_update(update, server, ratio) for update in updates]
+        positions, rejected = judge_summaries(summaries, server, ratio)
+        accepted = [summaries[i] for i in positions]
+
+        def aggregate() -> torch.Tensor:
+            return parts.strategy.aggregate(params, [updates[i] for i in positions])
     if accepted:
-        aggregated = parts.strategy.aggregate(params, accepted)
+        aggregated = aggregate()
         if bool(torch.isfinite(aggregated).all()):
             state.params = aggregated
         else:
@@ -110,9 +139,9 @@ def train_and_aggregate(config: RunConfig, parts: RunnerParts, state: RunState, 
     history.observe(state.params, accepted)
     state.extra["validation"] = history.state_dict()
     participation = state.extra.setdefault("participation", [0] * len(sizes))
-    for update in accepted:
-        participation[update.client_id] += 1
-    return updates, accepted, rejected
+    for summary in accepted:
+        participation[summary.client_id] += 1
+    return len(summaries), accepted, rejected
 
 
 class SyncRunner:
@@ -283,13 +312,13 @@ class SyncRunner:
         duration = float(durations.max()) if deadline is None else float(deadline if dropped else durations.max())
         tasks = [TrainTask(int(c), params, round_index - 1, plan, task_seed(config.seed, round_index, int(c)))
                  for c in finishing]
-        updates, accepted, rejected = train_and_aggregate(config, parts, self.state, tasks, plan, round_index)
+        received, accepted, rejected = train_and_aggregate(config, parts, self.state, tasks, plan, round_index)
         self._record_rejections(round_index, rejected)
         message_bytes = params.numel() * BYTES_PER_PARAM
         losses = [u.metrics["train_loss"] for u in accepted if "train_loss" in u.metrics]
         return RoundOutcome(
             accepted, rejected, dropped, duration,
-            bytes_up=len(updates) * message_bytes,
+            bytes_up=received * message_bytes,
             bytes_down=len(chosen) * message_bytes,
             train_loss=float(np.mean(losses)) if losses else None,
         )

@@ -88,11 +88,10 @@ class ValidationHistory:
         before the first step, just the norm of the initial model ``params``."""
         return cls(rounds, extra.get("validation") or {"global_norms": [float(params.norm())]})
 
-    def observe(self, params: torch.Tensor, accepted: Sequence[ClientUpdate]) -> None:
+    def observe(self, params: torch.Tensor, accepted: Sequence[UpdateSummary]) -> None:
         """Record the global model a round ended with and the updates it accepted."""
         self.global_norms.append(float(params.norm()))
-        norms = [float(u.delta.norm()) for u in accepted]
-        self.update_norms.append([[n, n / u.local_steps] for n, u in zip(norms, accepted, strict=True)])
+        self.update_norms.append([[u.norm, u.norm / u.local_steps] for u in accepted])
 
     @property
     def reference_norm(self) -> float:
@@ -106,10 +105,64 @@ class ValidationHistory:
         return {"global_norms": list(self.global_norms), "update_norms": list(self.update_norms)}
 
 
+@dataclass(frozen=True)
+class UpdateSummary:
+    """What validation and a round's records need of an update, without its delta.
+
+    Attributes
+    ----------
+    client_id, num_samples, local_steps, metrics :
+        As in the :class:`ClientUpdate`.
+    norm : float
+        L2 norm of the delta (NaN when ``problem`` says it is malformed).
+    problem : str, optional
+        Why the update fails the checks that need no other update (see :func:`summarise_update`).
+    """
+
+    client_id: int
+    num_samples: int
+    local_steps: int
+    metrics: dict[str, float]
+    norm: float
+    problem: str | None = None
+
+    @classmethod
+    def of(cls, update: ClientUpdate, problem: str | None = None) -> UpdateSummary:
+        """The summary of ``update`` (its norm measured unless it is malformed)."""
+        norm = float(update.delta.norm()) if problem is None else math.nan
+        return cls(update.client_id, update.num_samples, update.local_steps, dict(update.metrics), norm, problem)
+
+
+def summarise_update(update: ClientUpdate, server: ServerKnowledge, max_norm_ratio: float) -> UpdateSummary:
+    """Judge ``update`` on its own: everything :func:`validate_updates` checks but the cohort outlier test.
+
+    Needs only what the server sends with a task, so a worker holding the delta can run it and send
+    the summary instead of the delta.
+    """
+    problem = _malformation(update, server, server.global_params.numel())
+    summary = UpdateSummary.of(update, problem)
+    reference = float(server.global_params.norm()) if server.reference_norm is None else server.reference_norm
+    if problem is None and reference > 0 and summary.norm > max_norm_ratio * reference:
+        problem = (f"delta norm {summary.norm:.3g} exceeds {max_norm_ratio:g} x the global model's norm "
+                   f"{reference:.3g}")
+        summary = UpdateSummary(summary.client_id, summary.num_samples, summary.local_steps, summary.metrics,
+                                summary.norm, problem)
+    return summary
+
+
 def validate_updates(
     updates: Sequence[ClientUpdate], server: ServerKnowledge, max_norm_ratio: float
 ) -> tuple[list[ClientUpdate], list[Rejection]]:
-    """Split updates into accepted and rejected.
+    """Split updates into accepted and rejected (see :func:`judge_summaries` for the rules)."""
+    summaries = [summarise_update(update, server, max_norm_ratio) for update in updates]
+    accepted, rejected = judge_summaries(summaries, server, max_norm_ratio)
+    return [updates[i] for i in accepted], rejected
+
+
+def judge_summaries(
+    summaries: Sequence[UpdateSummary], server: ServerKnowledge, max_norm_ratio: float
+) -> tuple[list[int], list[Rejection]]:
+    """The positions of the accepted updates among ``summaries``, and the rejections.
 
     Rejected, with the reason:
 
@@ -126,24 +179,18 @@ def validate_updates(
       attackers; asking for both keeps honest clients that moved far because they took many
       more steps than the rest, and never rejects more than the plain norm test would. A cohort
       of one or two is judged the same way against itself and ``server.recent_norms``.
+
+    The first four come from :func:`summarise_update` (``UpdateSummary.problem``).
     """
-    num_params = server.global_params.numel()
-    global_norm = float(server.global_params.norm()) if server.reference_norm is None else server.reference_norm
-    well_formed: list[ClientUpdate] = []
-    well_formed_norms: list[float] = []
+    well_formed: list[int] = []
     rejected: list[Rejection] = []
-    for update in updates:
-        reason = _malformation(update, server, num_params)
-        norm = float(update.delta.norm()) if reason is None else math.nan
-        if reason is None and global_norm > 0 and norm > max_norm_ratio * global_norm:
-            reason = f"delta norm {norm:.3g} exceeds {max_norm_ratio:g} x the global model's norm {global_norm:.3g}"
-        if reason is None:
-            well_formed.append(update)
-            well_formed_norms.append(norm)
+    for position, summary in enumerate(summaries):
+        if summary.problem is None:
+            well_formed.append(position)
         else:
-            rejected.append(Rejection(update.client_id, reason))
-    norms = torch.tensor(well_formed_norms)
-    per_step = norms / torch.tensor([float(u.local_steps) for u in well_formed])
+            rejected.append(Rejection(summary.client_id, summary.problem))
+    norms = torch.tensor([summaries[i].norm for i in well_formed])
+    per_step = norms / torch.tensor([float(summaries[i].local_steps) for i in well_formed])
     pool, per_step_pool, medians_of = norms, per_step, "the cohort medians"
     if len(well_formed) < 3 and server.recent_norms:
         recent = torch.tensor(server.recent_norms)  # (m, 2): norm, norm per step
@@ -154,13 +201,13 @@ def validate_updates(
     limit = max_norm_ratio * float(pool.median())
     per_step_limit = max_norm_ratio * float(per_step_pool.median())
     accepted = []
-    for update, norm, step_norm in zip(well_formed, norms.tolist(), per_step.tolist(), strict=True):
+    for position, norm, step_norm in zip(well_formed, norms.tolist(), per_step.tolist(), strict=True):
         if norm > limit and step_norm > per_step_limit:
             reason = (f"delta norm {norm:.3g} exceeds {limit:.3g} and per local step {step_norm:.3g} exceeds "
                       f"{per_step_limit:.3g} ({max_norm_ratio:g} x {medians_of})")
-            rejected.append(Rejection(update.client_id, reason))
+            rejected.append(Rejection(summaries[position].client_id, reason))
         else:
-            accepted.append(update)
+            accepted.append(position)
     return accepted, rejected
 
 

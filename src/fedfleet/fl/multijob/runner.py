@@ -266,7 +266,7 @@ class MultiJobRunner:
         plan = job.parts.strategy.configure_train(job.plan, round_index)
         tasks = [TrainTask(int(c), state.params, round_index - 1, plan, task_seed(job.config.seed, round_index, int(c)))
                  for c in event.data["finishing"]]
-        updates, accepted, rejected = train_and_aggregate(job.config, job.parts, state, tasks, plan, round_index)
+        received, accepted, rejected = train_and_aggregate(job.config, job.parts, state, tasks, plan, round_index)
         for rejection in rejected:
             log.warning("job %s round %d: rejected update of client %d: %s", job.name, round_index,
                         rejection.client_id, rejection.reason)
@@ -277,7 +277,7 @@ class MultiJobRunner:
         totals["updates_accepted"] += len(accepted)
         totals["updates_rejected"] += len(rejected)
         totals["dropped"] += len(event.data["chosen"]) - len(tasks)
-        totals["bytes_up"] += len(updates) * message_bytes
+        totals["bytes_up"] += received * message_bytes
         totals["bytes_down"] += len(event.data["chosen"]) * message_bytes
         state.step, state.clock, state.wall_time_s = round_index, now, self.state.wall_time_s
         losses = [u.metrics["train_loss"] for u in accepted if "train_loss" in u.metrics]

@@ -56,6 +56,11 @@ class Strategy:
         """New global parameters from the accepted updates (never empty)."""
         raise NotImplementedError
 
+    def sample_mean_lr(self) -> float | None:
+        """η when :meth:`aggregate` is w + η Σ_i (n_i / n) Δ_i and :meth:`check_update` accepts every
+        update, so per-worker sums of n_i Δ_i can stand in for the updates; None otherwise."""
+        return None
+
     def check_update(self, update: ClientUpdate) -> str | None:
         """Why this strategy cannot aggregate ``update`` (the runner rejects it with that reason), or None."""
         del update

@@ -25,6 +25,9 @@ class FedAvg(Strategy):
     def __init__(self, server_lr: float = 1.0) -> None:
         self.server_lr = server_lr
 
+    def sample_mean_lr(self) -> float | None:
+        return self.server_lr if self.combiner is None else None
+
     def aggregate(self, global_params: torch.Tensor, updates: Sequence[ClientUpdate]) -> torch.Tensor:
         weights = sample_weights(updates)
         direction = self.combine([u.delta for u in updates], weights)
