@@ -120,3 +120,9 @@ def test_only_a_sample_weighted_mean_can_be_summed():
     robust = FedAvg()
     robust.combiner = lambda vectors, weights: vectors[0]
     assert robust.sample_mean_lr() is None
+
+
+def test_a_round_whose_every_task_was_dropped_trains_nothing():
+    model, clients, _ = tasks_and_data()
+    with WorkerBackend(LocalTrainer(model), clients, workers=2) as backend:
+        assert backend.train_held([], checks_for(clients)) == []

@@ -138,6 +138,8 @@ class RayBackend:
 
     def train_held(self, tasks: Sequence[TrainTask], checks: LocalChecks) -> list[UpdateSummary]:
         """Train ``tasks`` on the actors, which keep the deltas; a summary per task, in task order."""
+        if not tasks:
+            return []
         ray = self._connect()
         arrays, jobs = pack_tasks(tasks)
         self._batch += 1

@@ -152,6 +152,8 @@ class WorkerBackend:
 
     def train_held(self, tasks: Sequence[TrainTask], checks: LocalChecks) -> list[UpdateSummary]:
         """Train ``tasks`` on the workers, which keep the deltas; a summary per task, in task order."""
+        if not tasks:
+            return []
         arrays, jobs = pack_tasks(tasks)
         self._batch += 1
         self._held = (arrays, self._assign(tasks, jobs))
