@@ -43,6 +43,7 @@ def test_vertical_writes_the_run_directory(tmp_path: Path, capsys: pytest.Captur
     assert summary["alignment_bytes_up"] == sum(summary["alignment"][s]["bytes_up"] for s in ("train", "test")) > 0
     assert summary["bytes_up"] > summary["alignment_bytes_up"] > 0
     assert summary["bytes_down"] > summary["alignment_bytes_down"] > 0
+    assert summary["bytes_eval_up"] > summary["bytes_eval_down"] > 0  # split inference: embeddings up, rows down
     assert {row["attack"] for row in summary["robustness"]["attacks"]} == {"noise", "pgd", "scale"}
     assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 1, 2]
     assert load_vertical_config(run / "config.yaml").train.epochs == 2

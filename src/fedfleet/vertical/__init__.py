@@ -2,7 +2,8 @@
 
 An active party (labels, a bottom model, an interaction layer and a top model) and one or
 more passive parties (a bottom model each) align their samples by private set intersection, then
-train a split network by exchanging embeddings and gradients over a byte-counting channel.
+train a split network by exchanging embeddings and gradients over a byte-counting channel,
+in one process or with one process per party over HTTP (``fedfleet.vertical.federation``).
 A Lipschitz top model and a bounded passive path in the interaction layer certify how far
 a passive party's embedding can move the logits.
 """
@@ -13,6 +14,7 @@ from fedfleet.vertical.channel import IdentityChannel, SerializingChannel, Tenso
 from fedfleet.vertical.config import VerticalConfig, load_vertical_config
 from fedfleet.vertical.data import load_vertical
 from fedfleet.vertical.model import SplitModel
+from fedfleet.vertical.protocol import Message, PassiveLink, PassiveService
 from fedfleet.vertical.psi import psi_align, psi_overlap_sizes
 from fedfleet.vertical.trainer import VerticalClassifier, fit_unsplit
 
@@ -20,6 +22,9 @@ __all__ = [
     "Alignment",
     "Corruption",
     "IdentityChannel",
+    "Message",
+    "PassiveLink",
+    "PassiveService",
     "SerializingChannel",
     "SplitModel",
     "TensorSpec",

@@ -36,11 +36,13 @@ from fedfleet.threads import torch_threads
 from fedfleet.vertical.channel import SerializingChannel
 from fedfleet.vertical.checkpoint import load_part, save_part
 from fedfleet.vertical.config import VerticalConfig
+from fedfleet.vertical.data import load_vertical
 from fedfleet.vertical.http import HttpTransport, serve
 from fedfleet.vertical.model import SplitModel, build_split_model
 from fedfleet.vertical.parties import ActiveParty, sgd
 from fedfleet.vertical.protection import GradientNoise
 from fedfleet.vertical.protocol import PassiveLink, PassiveService
+from fedfleet.vertical.study import align_splits
 from fedfleet.vertical.trainer import scores, split_logits, train_parties
 
 Progress = Callable[[str], None]
@@ -279,9 +281,6 @@ def launch(config: VerticalConfig, config_file: Path, out: Path, resume: bool = 
     ``config_file`` is the resolved config the active party reads. With ``resume`` the party
     folders already exist and every party continues from its own checkpoint.
     """
-    from fedfleet.vertical.data import load_vertical
-    from fedfleet.vertical.study import align_splits  # the study imports the trainer, as this module does
-
     start = time.perf_counter()
     alignment_file = out / "alignment.json"
     if not resume:
