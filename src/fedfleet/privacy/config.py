@@ -88,6 +88,7 @@ class MaskJobConfig(ConfigSection):
     model: PrivacyModelConfig = PrivacyModelConfig()
     original_models: list[str] = Field(default_factory=lambda: ["cnn", "mlp"], min_length=2)  # clear-image models
     encrypted_training: Literal["shared", "per_mask"] = "shared"  # one model for the set, or one per mask
+    keys: Literal["shared", "per_image"] = "shared"  # one mask for every image, or a fresh mask per image
     candidates: list[MaskCandidateConfig] = Field(default_factory=_default_candidates, min_length=1)
     rule: MaskRuleConfig = MaskRuleConfig()
     attacks: MaskAttackConfig = MaskAttackConfig()

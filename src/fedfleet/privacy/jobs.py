@@ -96,6 +96,8 @@ class MaskJobResult:
     holdout: list[dict[str, float]]  # per candidate, encrypted and best original accuracy on held-out images
     holdout_images: int
     holdout_clear_accuracy: float | None  # original model on clear held-out images
+    deployed: dict[str, object]  # the saved model: its accuracy on the images named in "images"
+    classes: tuple[str, ...]  # class names, index = label
 
     @property
     def scores(self) -> list[MaskScore]:
@@ -116,6 +118,8 @@ class MaskJobResult:
             "no_mask": self.baseline,
             "candidates": len(rows),
             "holdout": self.holdout_summary(),
+            "keys": self.config.keys,
+            "model": self.deployed,
         }
 
     def holdout_random_mean(self) -> dict[str, float]:
@@ -142,7 +146,8 @@ def run_mask_job(config: MaskJobConfig, progress: Progress = _quiet) -> MaskJobR
     selector = EncryptionMaskSelector(
         keys, rule, model=config.model.name, original_models=tuple(config.original_models),
         epochs=config.model.epochs, batch_size=config.model.batch_size, lr=config.model.lr,
-        encrypted_training=config.encrypted_training, attacks=tuple(a.kinds), attack_keys=a.keys,
+        encrypted_training=config.encrypted_training, per_image=config.keys == "per_image",
+        attacks=tuple(a.kinds), attack_keys=a.keys,
         attack_hidden=a.hidden, attack_epochs=a.epochs, known_pairs=a.known_pairs,
         n_examples=config.examples, random_state=config.seed,
     ).fit(data.train, data.validation, data.public)
@@ -154,7 +159,15 @@ def run_mask_job(config: MaskJobConfig, progress: Progress = _quiet) -> MaskJobR
         holdout = selector.accuracies(data.holdout)
         holdout_clear = accuracy(selector.original_model_, data.holdout.x, data.holdout.y)
     baseline = clear_baseline(selector.original_model_, data.validation)
-    return MaskJobResult(config, selector, baseline, random_index, holdout, len(data.holdout), holdout_clear)
+    return MaskJobResult(config, selector, baseline, random_index, holdout, len(data.holdout), holdout_clear,
+                         _deployed(data, lambda x, y: accuracy(selector.model_, selector.transform(x), y)),
+                         data.train.classes)
+
+
+def _deployed(data: JobData, score: Callable[[torch.Tensor, torch.Tensor], float]) -> dict[str, object]:
+    """The saved model's accuracy on held-out images (validation images when there are none)."""
+    checked, label = (data.holdout, "held-out") if len(data.holdout) else (data.validation, "validation")
+    return {"accuracy": score(checked.x, checked.y), "images": f"{len(checked)} {label} images"}
 
 
 @dataclass
@@ -169,6 +182,10 @@ class OcclusionJobResult:
     holdout: dict[str, float]  # availability (accuracy) of chosen and baselines on held-out images
     examples: dict[str, torch.Tensor] = field(default_factory=dict)  # clear / occluded / inpainted
     accuracy_images: str = ""  # which images ``accuracies`` were measured on (held-out ones when there are any)
+    model: nn.Module | None = None  # the saved model: trained on occluded images (clear ones without retrain)
+    deployed: dict[str, object] = field(default_factory=dict)  # its accuracy on occluded images
+    classes: tuple[str, ...] = ()  # class names, index = label
+    input_shape: tuple[int, ...] = ()  # one image's (C, H, W)
 
     @property
     def scores(self) -> list[OcclusionScore]:
@@ -193,6 +210,7 @@ class OcclusionJobResult:
             "accuracy_images": self.accuracy_images,
             "candidates": len(self.scores),
             "holdout_accuracy": self.holdout,
+            "model": self.deployed,
         }
 
 
@@ -287,6 +305,7 @@ def run_occlusion_job(
         availability=config.availability, fill=o.fill, inpaint_radius=s.inpaint_radius,
         inpaint_method=s.inpaint_method,
     ).fit(model, scored)
+    deployed_model = model
     target = selector.target_
     rng = stream(config.seed, Stream.RANDOM_PLACEMENT)
     random_regions = [random_placement(target, rng) for _ in range(random_draws)]
@@ -299,6 +318,7 @@ def run_occlusion_job(
         occluded_model = train_on_occluded(data.train, target, m.name, fill=o.fill, epochs=m.epochs,
                                            batch_size=m.batch_size, lr=m.lr, seed=model_seed)
         accuracies["retrained_occluded"] = accuracy(occluded_model, occluded_checked, checked.y)
+        deployed_model = occluded_model
     occluded_validation = occlude(data.validation.x[: config.examples], target, o.fill)
     shown = data.validation.x[: config.examples]
     examples = {"clear": shown, "occluded": occluded_validation,
@@ -306,5 +326,7 @@ def run_occlusion_job(
     return OcclusionJobResult(
         config, selector, accuracies, _baselines(selector, model, scored, random_regions), random_draws,
         _holdout_availability(model, data.holdout, target, random_regions, o.fill), examples,
-        accuracy_images=checked_label,
+        accuracy_images=checked_label, model=deployed_model,
+        deployed=_deployed(data, lambda x, y: accuracy(deployed_model, occlude(x, target, o.fill), y)),
+        classes=data.train.classes, input_shape=data.train.input_shape,
     )

@@ -25,6 +25,7 @@ from torch import nn
 from fedfleet.data.datasets import ArrayDataset
 from fedfleet.errors import ConfigError
 from fedfleet.privacy.checks import check_images
+from fedfleet.privacy.keys import PerImageMask
 from fedfleet.privacy.mask_rule import MaskChoice, MaskRule, MaskScore, choose_mask, select_mask
 from fedfleet.privacy.masks import Mask, MaskKey, encrypt_with_any
 from fedfleet.privacy.metrics import ssim
@@ -60,7 +61,12 @@ class EncryptionMaskSelector:
         Training settings of every recognition model.
     encrypted_training : {"shared", "per_mask"}
         ``shared``: one encrypted model trained on images each encrypted with a random
-        mask of the set; ``per_mask``: one encrypted model per candidate.
+        mask of the set; ``per_mask``: one encrypted model per candidate. Either way the
+        deployed model (``model_``) is trained on the chosen mask alone.
+    per_image : bool
+        False: each candidate is one mask for every image (the patent's shared mask); True:
+        each candidate is a family with a fresh master secret and every image gets its own
+        mask of it (:class:`~fedfleet.privacy.keys.PerImageMask`).
     attacks : sequence of str
         Attacks of the suite run against every candidate (:data:`fedfleet.privacy.suite.SUITE`).
     attack_keys, attack_hidden, attack_epochs, known_pairs : int
@@ -76,7 +82,7 @@ class EncryptionMaskSelector:
     Attributes
     ----------
     masks_ : list of Mask
-        Regenerated candidate masks.
+        Regenerated candidate masks (:class:`PerImageMask` with ``per_image``).
     original_models_ : list of nn.Module
         Models trained on clear images, one per ``original_models`` entry.
     original_model_ : nn.Module
@@ -91,6 +97,8 @@ class EncryptionMaskSelector:
         Index of the chosen mask.
     target_ : Mask
         The chosen mask.
+    model_ : nn.Module
+        The encrypted-image model trained on the chosen mask: the one to deploy.
     qualified_ : bool
         Whether the chosen mask meets the rule (False: it is the least bad).
     warning_ : str or None
@@ -111,6 +119,7 @@ class EncryptionMaskSelector:
         batch_size: int = 64,
         lr: float = 1e-3,
         encrypted_training: Literal["shared", "per_mask"] = "shared",
+        per_image: bool = False,
         attacks: Sequence[str] = SUITE,
         attack_keys: int = 8,
         attack_hidden: int = 256,
@@ -127,6 +136,7 @@ class EncryptionMaskSelector:
         self.batch_size = batch_size
         self.lr = lr
         self.encrypted_training = encrypted_training
+        self.per_image = per_image
         self.attacks = attacks
         self.attack_keys = attack_keys
         self.attack_hidden = attack_hidden
@@ -187,7 +197,8 @@ class EncryptionMaskSelector:
             self.attacks, n_keys=self.attack_keys, hidden=self.attack_hidden, epochs=self.attack_epochs,
             known_pairs=self.known_pairs, random_state=self.random_state,
         ).fit(public.x, public.y, self.keys)
-        self.masks_ = [Mask.from_key(key, shape, public.x) for key in self.keys]
+        self.masks_ = [PerImageMask.fresh(key, shape, public.x) if self.per_image else
+                       Mask.from_key(key, shape, public.x) for key in self.keys]
         seed = self.random_state
         names = list(self.original_models)
         self.original_names_ = [name if names.count(name) == 1 else f"{name}{i}" for i, name in enumerate(names)]
@@ -226,6 +237,10 @@ class EncryptionMaskSelector:
         self.qualified_ = choice.qualified
         self.warning_ = None if choice.qualified else f"{choice.message}; it is used although it does not qualify"
         self.target_ = self.masks_[self.target_index_]
+        if self.encrypted_training == "shared":
+            self.model_ = self._train(train, [self.target_], seed, Stream.ENCRYPTED_MODEL, 1 + self.target_index_)
+        else:
+            self.model_ = self.encrypted_models_[self.target_index_]
         return self
 
     def accuracies(self, data: ArrayDataset) -> list[dict[str, float]]:
@@ -243,9 +258,8 @@ class EncryptionMaskSelector:
         return self.target_.apply(images)
 
     def predict(self, images: torch.Tensor) -> np.ndarray:
-        """Recognise clear images: superimpose the target mask, run the encrypted model."""
-        model = self.encrypted_models_[self.target_index_]
-        return predict_proba(model, self.transform(images)).argmax(dim=1).numpy()
+        """Recognise clear images: superimpose the target mask, run the deployed model."""
+        return predict_proba(self.model_, self.transform(images)).argmax(dim=1).numpy()
 
 
 def clear_baseline(original_model: nn.Module, validation: ArrayDataset) -> dict[str, object]:

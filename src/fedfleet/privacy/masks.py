@@ -242,7 +242,6 @@ def encrypt_with_any(
     masks: Sequence[Mask], rng: torch.Generator
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """A batch transform that encrypts every image with a mask drawn uniformly from ``masks``."""
-    patterns = torch.stack([m.pattern for m in masks])
 
     def transform(images: torch.Tensor) -> torch.Tensor:
         choice = torch.randint(len(masks), (len(images),), generator=rng)
@@ -250,9 +249,7 @@ def encrypt_with_any(
         for index, mask in enumerate(masks):
             chosen = choice == index
             if chosen.any():
-                out[chosen] = superimpose(
-                    images[chosen], patterns[index], mask.key.mode, mask.key.strength, mask.key.weight
-                )
+                out[chosen] = mask.apply(images[chosen])
         return out
 
     return transform

@@ -13,6 +13,8 @@ import torch
 
 from fedfleet.config import dump_config
 from fedfleet.privacy.jobs import MaskJobResult, OcclusionJobResult
+from fedfleet.privacy.keys import key_file_content
+from fedfleet.privacy.predict import REGION_FILE, save_model
 from fedfleet.report.figures import new_figure, save_figure
 from fedfleet.report.html import HtmlReport
 
@@ -100,7 +102,9 @@ def write_mask_report(result: MaskJobResult, out_dir: str | Path) -> Path:
     selector = result.selector
     rows = [score.as_row() for score in result.scores]
     _write_common(out_dir, dump_config(result.config), result.summary(), rows)
-    write_key(result.chosen.key.to_dict(), out_dir / KEY_FILE)
+    write_key(key_file_content(selector.target_), out_dir / KEY_FILE)
+    save_model(selector.model_, out_dir, architecture=result.config.model.name, input_shape=selector.target_.shape,
+               classes=result.classes, protection="mask")
     chosen = selector.target_index_
     scatter_candidates(
         [s.original_accuracy for s in result.scores], [s.encrypted_accuracy for s in result.scores], chosen,
@@ -147,7 +151,10 @@ def write_occlusion_report(result: OcclusionJobResult, out_dir: str | Path) -> P
     out_dir = Path(out_dir)
     rows = [score.as_row() for score in result.scores]
     _write_common(out_dir, dump_config(result.config), result.summary(), rows)
-    (out_dir / "target_region.json").write_text(json.dumps(result.chosen.region.to_dict(), indent=2) + "\n")
+    (out_dir / REGION_FILE).write_text(json.dumps(result.chosen.region.to_dict(), indent=2) + "\n")
+    if result.model is not None:
+        save_model(result.model, out_dir, architecture=result.config.model.name, input_shape=result.input_shape,
+                   classes=result.classes, protection="occlusion", fill=result.config.occlusion.fill)
     references = {name: (s.availability, s.security) for name, s in result.baselines.items()}
     scatter_candidates(
         [s.availability for s in result.scores], [s.security for s in result.scores],
