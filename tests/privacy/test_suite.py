@@ -38,8 +38,9 @@ def test_the_suite_breaks_a_sign_flip_mask_by_pair_and_by_invariant(public, vict
     key = MaskKey("sign", 21, "sign_flip")
     figures = AttackSuite(n_keys=4, hidden=32, epochs=1).fit(*public, [key]).evaluate(
         Mask.from_key(key, SHAPE), *victims)
-    assert set(figures.ssim) == {"average", "linear", "network", "known_plaintext"}
+    assert set(figures.ssim) == {"average", "distribution", "linear", "network", "known_plaintext"}
     assert figures.ssim["known_plaintext"] > 0.85  # one known pair solves the signs
+    assert figures.ssim["distribution"] > 0.85  # and so do the ciphertexts alone
     assert figures.accuracy["abs_centred"] > 0.8 > 0.3 > figures.accuracy["ciphertext"]
     assert figures.accuracy["known_plaintext"] > 0.8  # the attacker's classifier reads the reconstruction
     assert figures.reconstructions["known_plaintext"].shape == victims[0].shape
@@ -64,7 +65,7 @@ def test_a_mask_of_a_family_not_fitted_is_refused(public, victims):
         suite.evaluate(Mask.from_key(MaskKey("noise", 2, "add_clip"), SHAPE), *victims)
 
 
-@pytest.mark.parametrize("module", ["attacks", "known_plaintext", "invariants", "linkage", "suite"])
+@pytest.mark.parametrize("module", ["attacks", "distribution", "known_plaintext", "invariants", "linkage", "suite"])
 def test_attack_code_does_not_import_selection_code(module):
     tree = ast.parse((PRIVACY / f"{module}.py").read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}

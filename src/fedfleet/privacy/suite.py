@@ -5,11 +5,13 @@ Selection code reaches the attacks only through :class:`AttackSuite` (``fit`` on
 selection code. Attackers that do not need the victim's ciphertexts are fitted once in ``fit``:
 one inverse attacker per mask family (family, mode and public parameters), one classifier per
 invariant and the attacker's clear-image classifier. Attacks that must see the victim's mask
-(averaging its ciphertexts, encrypting known plaintexts) run per candidate.
+(averaging or matching its ciphertexts, encrypting known plaintexts) run per candidate.
 
 Attacks (``kinds``):
 
 - ``average``: the mean of the ciphertexts leaks a reused mask (:class:`AveragingAttack`);
+- ``distribution``: each pixel's ciphertext quantiles matched to the public images' estimate a
+  reused mask from ciphertexts alone (:class:`DistributionMatchingAttack`);
 - ``linear`` / ``network``: an inverse learned on public images under the attacker's own keys
   of the family (:class:`InverseAttack`);
 - ``known_plaintext``: ``known_pairs`` public images the attacker got encrypted under the
@@ -33,13 +35,14 @@ from sklearn.linear_model import LogisticRegression
 from fedfleet.errors import ConfigError
 from fedfleet.privacy.attacks import AveragingAttack, InverseAttack
 from fedfleet.privacy.checks import check_images
+from fedfleet.privacy.distribution import DistributionMatchingAttack
 from fedfleet.privacy.invariants import INVARIANTS, InvariantClassifierAttack
 from fedfleet.privacy.known_plaintext import KnownPlaintextAttack
 from fedfleet.privacy.masks import Mask, MaskKey
 from fedfleet.privacy.metrics import psnr, ssim
 from fedfleet.privacy.seeding import Stream, stream
 
-SUITE: tuple[str, ...] = ("average", "linear", "network", "known_plaintext", "invariant")
+SUITE: tuple[str, ...] = ("average", "distribution", "linear", "network", "known_plaintext", "invariant")
 _INVERSES: tuple[str, ...] = ("linear", "network")
 
 
@@ -147,6 +150,9 @@ class AttackSuite:
         if "average" in self.kinds:
             averaging = AveragingAttack(key.mode, key.strength, key.weight).fit(encrypted, self.public_)
             reconstructions["average"] = averaging.reconstruct(encrypted)
+        if "distribution" in self.kinds:
+            matching = DistributionMatchingAttack(key.mode, key.strength, key.weight).fit(encrypted, self.public_)
+            reconstructions["distribution"] = matching.reconstruct(encrypted)
         for kind in (k for k in _INVERSES if k in self.kinds):
             inverse = self.inverses_.get((kind, *_family(key)))
             if inverse is None:
