@@ -42,6 +42,7 @@ def _holdout(tmp_path: Path, overrides: list[str]) -> tuple[Path, Path]:
 
 @pytest.mark.parametrize(("command", "config", "extra"), [
     ("mask", MASK, ["--set", "data.public_size=200", "--set", "encrypted_training=shared"]),
+    ("mask", MASK, ["--set", "data.public_size=200", "--set", "keys=per_image", "--set", "attacks.keys=2"]),
     ("occlude", OCCLUDE, ["--set", "eval_size=60"]),
 ])
 def test_predict_reproduces_the_jobs_held_out_accuracy(command, config, extra, tmp_path, capsys):

@@ -126,6 +126,13 @@ def write_mask_report(result: MaskJobResult, out_dir: str | Path) -> Path:
         "plaintext = the mask solved from known (image, ciphertext) pairs; invariant = a classifier trained on "
         "key-free transforms (|y - 0.5|, |y|) of public images."
     )
+    report.paragraph(
+        "Keys: " + ("per image (every image encrypted with its own mask of the candidate's family, derived from "
+                    "a master secret)" if result.config.keys == "per_image" else "shared (one mask for every image)")
+        + f". The saved model (model.safetensors) scores {result.deployed['accuracy']:.3f} on "
+        f"{result.deployed['images']}; rerun with keys={'shared' if result.config.keys == 'per_image' else 'per_image'}"
+        " to compare accuracy and attack figures."
+    )
     if not result.selector.qualified_:
         report.paragraph(f"Warning: {result.selector.warning_}")
     report.heading("Chosen, random choice and no mask")
