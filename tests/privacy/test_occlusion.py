@@ -1,4 +1,5 @@
 import math
+import time
 
 import pytest
 import torch
@@ -110,3 +111,17 @@ def test_unknown_shapes_and_inpainting_methods_are_config_errors(make_images):
 def test_sensitive_boxes_outside_the_image_are_config_errors():
     with pytest.raises(ConfigError, match="cover no pixel"):
         box_saliency([[1.0, 1.0, 0.5, 0.5]], 1, (8, 8))
+
+
+def test_three_regions_on_a_one_pixel_grid_are_sampled_lazily():
+    # C(484, 3) = 18.8 million corner triples: listing them does not finish; sampling takes well under a second
+    start = time.perf_counter()
+    regions = generate_regions((28, 28), ("rect", "ellipse"), (0.25,), count=3, stride=1 / 28, max_candidates=200,
+                               random_state=0)
+    assert time.perf_counter() - start < 5.0
+    assert len(regions) == 400 and len(set(regions)) == 400  # OcclusionRegion checks each fits and is disjoint
+    assert all(len(r.corners) == 3 and r.area > 0 for r in regions)
+    assert regions == generate_regions((28, 28), ("rect", "ellipse"), (0.25,), count=3, stride=1 / 28,
+                                       max_candidates=200, random_state=0)
+    tops = {corner[0] for region in regions for corner in region.corners}
+    assert len(tops) > 15  # spread over the grid, not clustered at its start

@@ -14,6 +14,7 @@ fully inside the image. Scores (after US20230244932A1):
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from fedfleet.privacy.seeding import Stream, stream
 
 SHAPES: tuple[str, ...] = ("rect", "ellipse")
 INPAINT_METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
+_ENUMERATE_LIMIT = 20_000  # above this many combinations of corners, placements are sampled lazily
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,9 @@ def generate_regions(
     stride : float
         Spacing of the position grid as a fraction of the image side (at least 1 pixel).
     max_candidates : int
-        Cap per (shape, size); above it a seeded sample of placements is kept.
+        Cap per (shape, size); above it a seeded sample of placements is kept. When the
+        corners have more than 20,000 combinations, placements are drawn lazily instead of
+        listed (each corner uniform among those whose box does not overlap the earlier ones).
     random_state : int
         Seeds that sample (through its own stream, :mod:`fedfleet.privacy.seeding`).
 
@@ -148,20 +152,57 @@ def generate_regions(
         height, width = max(1, round(size * rows)), max(1, round(size * cols))
         step_r, step_c = max(1, round(stride * rows)), max(1, round(stride * cols))
         grid = [(t, c) for t in range(0, rows - height + 1, step_r) for c in range(0, cols - width + 1, step_c)]
-        placements = [
-            combo for combo in itertools.combinations(grid, count)
-            if not any(_boxes_overlap(a, b, height, width) for a, b in itertools.combinations(combo, 2))
-        ]
+        if math.comb(len(grid), count) <= _ENUMERATE_LIMIT:
+            placements = _all_placements(grid, count, height, width)
+            if len(placements) > max_candidates:
+                keep = np.sort(rng.choice(len(placements), size=max_candidates, replace=False))
+                placements = [placements[i] for i in keep]
+        else:
+            placements = _sampled_placements(grid, count, height, width, max_candidates, rng)
         if not placements:
             raise ConfigError(
                 f"{count} non-overlapping {shape} regions of size {size:g} do not fit a "
                 f"{rows}x{cols} image; lower occlusion.count or occlusion.sizes"
             )
-        if len(placements) > max_candidates:
-            keep = np.sort(rng.choice(len(placements), size=max_candidates, replace=False))
-            placements = [placements[i] for i in keep]
         regions += [OcclusionRegion(shape, height, width, tuple(p), (rows, cols)) for p in placements]
     return regions
+
+
+def _all_placements(
+    grid: list[tuple[int, int]], count: int, height: int, width: int
+) -> list[tuple[tuple[int, int], ...]]:
+    """Every set of ``count`` grid corners whose boxes do not overlap (small grids only)."""
+    return [
+        combo for combo in itertools.combinations(grid, count)
+        if not any(_boxes_overlap(a, b, height, width) for a, b in itertools.combinations(combo, 2))
+    ]
+
+
+def _sampled_placements(
+    grid: list[tuple[int, int]], count: int, height: int, width: int, wanted: int, rng: np.random.Generator
+) -> list[tuple[tuple[int, int], ...]]:
+    """Up to ``wanted`` distinct placements drawn lazily: each corner uniform among those still free.
+
+    Never lists the combinations (C(484, 3) = 18.8 million for three 7-pixel boxes on a 28x28
+    grid of stride 1); a draw that runs out of free corners is retried, up to 20 tries per wanted.
+    """
+    corners = np.asarray(grid)  # (G, 2) top-left (row, col)
+    found: dict[tuple[tuple[int, int], ...], None] = {}
+    for _ in range(20 * wanted):
+        free = np.ones(len(corners), dtype=bool)
+        chosen: list[tuple[int, int]] = []
+        for _ in range(count):
+            candidates = np.flatnonzero(free)
+            if not len(candidates):
+                break
+            top, left = corners[rng.choice(candidates)]
+            chosen.append((int(top), int(left)))
+            free &= (np.abs(corners[:, 0] - top) >= height) | (np.abs(corners[:, 1] - left) >= width)
+        if len(chosen) == count:
+            found[tuple(sorted(chosen))] = None
+            if len(found) == wanted:
+                break
+    return list(found)
 
 
 def centred_region(template: OcclusionRegion) -> OcclusionRegion:
