@@ -7,6 +7,7 @@ import pytest
 
 from fedfleet.errors import ConfigError
 from fedfleet.privacy.attacks import InverseAttack
+from fedfleet.privacy.decoders import DecoderAttack
 from fedfleet.privacy.masks import Mask, MaskKey
 from fedfleet.privacy.suite import AttackSuite
 
@@ -36,9 +37,9 @@ def test_one_inverse_attacker_serves_a_family_and_never_draws_its_seeds(public):
 
 def test_the_suite_breaks_a_sign_flip_mask_by_pair_and_by_invariant(public, victims):
     key = MaskKey("sign", 21, "sign_flip")
-    figures = AttackSuite(n_keys=4, hidden=32, epochs=1).fit(*public, [key]).evaluate(
+    figures = AttackSuite(n_keys=4, hidden=32, epochs=1, decoder_epochs=1).fit(*public, [key]).evaluate(
         Mask.from_key(key, SHAPE), *victims)
-    assert set(figures.ssim) == {"average", "distribution", "linear", "network", "known_plaintext"}
+    assert set(figures.ssim) == {"average", "distribution", "linear", "network", "decoder", "known_plaintext"}
     assert figures.ssim["known_plaintext"] > 0.85  # one known pair solves the signs
     assert figures.ssim["distribution"] > 0.85  # and so do the ciphertexts alone
     assert figures.accuracy["abs_centred"] > 0.8 > 0.3 > figures.accuracy["ciphertext"]
@@ -65,10 +66,26 @@ def test_a_mask_of_a_family_not_fitted_is_refused(public, victims):
         suite.evaluate(Mask.from_key(MaskKey("noise", 2, "add_clip"), SHAPE), *victims)
 
 
-@pytest.mark.parametrize("module", ["attacks", "distribution", "known_plaintext", "invariants", "linkage", "suite"])
+@pytest.mark.parametrize("module", ["attacks", "decoders", "distribution", "known_plaintext", "invariants", "linkage",
+                                    "suite"])
 def test_attack_code_does_not_import_selection_code(module):
     tree = ast.parse((PRIVACY / f"{module}.py").read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     selection = {f"fedfleet.privacy.{name}" for name in ("selection", "mask_selection", "mask_rule", "jobs")}
     assert not imported & selection
+
+
+def test_the_decoder_is_fitted_once_per_family(public, monkeypatch):
+    fits: list[str] = []
+    real_fit = DecoderAttack.fit
+
+    def counting_fit(self, images):
+        fits.append(self.template.family)
+        return real_fit(self, images)
+
+    monkeypatch.setattr(DecoderAttack, "fit", counting_fit)
+    targets = [MaskKey("sign", i, "sign_flip", index=i) for i in range(3)] + [MaskKey("noise", 9, "add_clip", index=3)]
+    suite = AttackSuite(("decoder",), n_keys=2, decoder_epochs=1).fit(*public, targets)
+    assert sorted(fits) == ["noise", "sign"]
+    assert isinstance(suite.inverses_[("decoder", "sign", "sign_flip", 0.5, 0.5, 2)], DecoderAttack)

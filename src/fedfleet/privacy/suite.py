@@ -14,6 +14,8 @@ Attacks (``kinds``):
   reused mask from ciphertexts alone (:class:`DistributionMatchingAttack`);
 - ``linear`` / ``network``: an inverse learned on public images under the attacker's own keys
   of the family (:class:`InverseAttack`);
+- ``decoder``: a convolutional decoder trained the same way, on fresh key assignments every
+  epoch (:class:`DecoderAttack`);
 - ``known_plaintext``: ``known_pairs`` public images the attacker got encrypted under the
   victim's mask solve it per pixel (:class:`KnownPlaintextAttack`);
 - ``invariant``: a classifier reads ciphertexts through every key-invariant transform
@@ -35,6 +37,7 @@ from sklearn.linear_model import LogisticRegression
 from fedfleet.errors import ConfigError
 from fedfleet.privacy.attacks import AveragingAttack, InverseAttack
 from fedfleet.privacy.checks import check_images
+from fedfleet.privacy.decoders import DecoderAttack
 from fedfleet.privacy.distribution import DistributionMatchingAttack
 from fedfleet.privacy.invariants import INVARIANTS, InvariantClassifierAttack
 from fedfleet.privacy.known_plaintext import KnownPlaintextAttack
@@ -42,8 +45,8 @@ from fedfleet.privacy.masks import Mask, MaskKey
 from fedfleet.privacy.metrics import psnr, ssim
 from fedfleet.privacy.seeding import Stream, stream
 
-SUITE: tuple[str, ...] = ("average", "distribution", "linear", "network", "known_plaintext", "invariant")
-_INVERSES: tuple[str, ...] = ("linear", "network")
+SUITE: tuple[str, ...] = ("average", "distribution", "linear", "network", "decoder", "known_plaintext", "invariant")
+_INVERSES: tuple[str, ...] = ("linear", "network", "decoder")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class AttackSuite:
         Attacks to run, any of ``SUITE``.
     n_keys, hidden, epochs : int
         The inverse attacker's own keys per family, and its network's width and epochs.
+    decoder_epochs : int
+        Training epochs of the convolutional decoder.
     known_pairs : int
         Plaintexts the known-plaintext attacker holds with their ciphertexts (k).
     random_state : int
@@ -78,7 +83,8 @@ class AttackSuite:
     Attributes
     ----------
     inverses_ : dict
-        Per (kind, family, mode, strength, weight, block), the fitted :class:`InverseAttack`.
+        Per (kind, family, mode, strength, weight, block), the fitted :class:`InverseAttack`
+        (``linear``, ``network``) or :class:`DecoderAttack` (``decoder``).
     invariants_ : dict of str to InvariantClassifierAttack
         One classifier per invariant (empty unless ``invariant`` is among ``kinds``).
     reader_ : LogisticRegression
@@ -94,6 +100,7 @@ class AttackSuite:
         n_keys: int = 8,
         hidden: int = 256,
         epochs: int = 5,
+        decoder_epochs: int = 10,
         known_pairs: int = 1,
         random_state: int = 0,
     ) -> None:
@@ -101,6 +108,7 @@ class AttackSuite:
         self.n_keys = n_keys
         self.hidden = hidden
         self.epochs = epochs
+        self.decoder_epochs = decoder_epochs
         self.known_pairs = known_pairs
         self.random_state = random_state
 
@@ -126,15 +134,21 @@ class AttackSuite:
         if "known_plaintext" in self.kinds:
             chosen = stream(self.random_state, Stream.KNOWN_PAIRS).choice(len(public), self.known_pairs, replace=False)
             self.pairs_ = self.public_[torch.from_numpy(np.sort(chosen))]
-        self.inverses_: dict[tuple[object, ...], InverseAttack] = {}
+        self.inverses_: dict[tuple[object, ...], InverseAttack | DecoderAttack] = {}
         for kind in (k for k in _INVERSES if k in self.kinds):
             for family in dict.fromkeys(_family(key) for key in targets):
                 members = [key for key in targets if _family(key) == family]
-                self.inverses_[(kind, *family)] = InverseAttack(
-                    members[0], kind, n_keys=self.n_keys, hidden=self.hidden, epochs=self.epochs,
-                    random_state=self.random_state, exclude=[key.seed for key in members],
-                ).fit(self.public_)
+                self.inverses_[(kind, *family)] = self._inverse(kind, members).fit(self.public_)
         return self
+
+    def _inverse(self, kind: str, members: Sequence[MaskKey]) -> InverseAttack | DecoderAttack:
+        """An unfitted attacker of ``kind`` for the family of ``members``, never drawing their seeds."""
+        exclude = [key.seed for key in members]
+        if kind == "decoder":
+            return DecoderAttack(members[0], n_keys=self.n_keys, epochs=self.decoder_epochs,
+                                 random_state=self.random_state, exclude=exclude)
+        return InverseAttack(members[0], kind, n_keys=self.n_keys, hidden=self.hidden, epochs=self.epochs,
+                             random_state=self.random_state, exclude=exclude)
 
     def evaluate(self, mask: Mask, clear: torch.Tensor, labels: torch.Tensor) -> AttackFigures:
         """Encrypt ``clear`` (N, C, H, W) with ``mask`` and attack the ciphertexts with every kind.
