@@ -2,7 +2,8 @@
 
 A candidate qualifies when every figure the rule caps stays at or below its cap: the best
 clear-image model's accuracy on its ciphertexts (``constrained``), the worst SSIM over the
-ciphertext and every reconstruction, and the best attacker classifier's accuracy. When none
+ciphertext and every reconstruction, the best attacker classifier's accuracy and the highest
+linkage rate over the linkage attack's views. When none
 qualifies, the least bad is the one whose worst figure exceeds its cap by least.
 """
 
@@ -36,6 +37,9 @@ class MaskRule:
         None: no ceiling.
     require_qualified : bool
         When no candidate qualifies: raise (True) or take the least bad one (False).
+    max_linkage : float or None
+        Ceiling (both rules) on the highest share of attacked images the linkage attack
+        re-identifies among them, over its views; None: no ceiling.
     """
 
     name: Literal["constrained", "gap"] = "constrained"
@@ -43,6 +47,7 @@ class MaskRule:
     max_attack_ssim: float | None = 0.5
     max_attacker_accuracy: float | None = 0.3
     require_qualified: bool = False
+    max_linkage: float | None = 0.05
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class MaskScore:
     attack_psnr: dict[str, float] = field(default_factory=dict)
     original_accuracies: dict[str, float] = field(default_factory=dict)  # per clear-image model
     attacker_accuracy: dict[str, float] = field(default_factory=dict)  # per attacker view (see AttackFigures)
+    linkage: dict[str, float] = field(default_factory=dict)  # linkage rate per view (see AttackFigures)
 
     @property
     def worst_attack_ssim(self) -> float:
@@ -68,6 +74,11 @@ class MaskScore:
         """The best attacker classifier's accuracy; None when none was measured."""
         return max(self.attacker_accuracy.values(), default=None)
 
+    @property
+    def worst_linkage(self) -> float | None:
+        """The highest linkage rate over the views; None when none was measured."""
+        return max(self.linkage.values(), default=None)
+
     def describe(self) -> str:
         """The candidate's figures in a phrase (no key material)."""
         worst_ssim = max([("ciphertext", self.ciphertext_ssim), *self.attack_ssim.items()], key=lambda kv: kv[1])
@@ -76,6 +87,9 @@ class MaskScore:
         if self.attacker_accuracy:
             view, best = max(self.attacker_accuracy.items(), key=lambda kv: kv[1])
             text += f", attacker accuracy {best:.3f} by {view}"
+        if self.linkage:
+            view, best = max(self.linkage.items(), key=lambda kv: kv[1])
+            text += f", linkage {best:.3f} by {view}"
         return text + ")"
 
     def as_row(self) -> dict[str, object]:
@@ -97,6 +111,10 @@ class MaskScore:
             row[f"attacker_{view}_accuracy"] = value
         if self.attacker_accuracy:
             row["worst_attacker_accuracy"] = self.worst_attacker_accuracy
+        for view, value in self.linkage.items():
+            row[f"linkage_{view}"] = value
+        if self.linkage:
+            row["worst_linkage"] = self.worst_linkage
         return row
 
 
@@ -119,6 +137,9 @@ def _excess(score: MaskScore, rule: MaskRule) -> float:
     worst_accuracy = score.worst_attacker_accuracy
     if rule.max_attacker_accuracy is not None and worst_accuracy is not None:
         over.append(worst_accuracy - rule.max_attacker_accuracy)
+    worst_linkage = score.worst_linkage
+    if rule.max_linkage is not None and worst_linkage is not None:
+        over.append(worst_linkage - rule.max_linkage)
     return max(over)
 
 
@@ -147,6 +168,8 @@ def select_mask(scores: Sequence[MaskScore], rule: MaskRule) -> MaskChoice:
         limits.append(f"attack SSIM <= {rule.max_attack_ssim:g}")
     if rule.max_attacker_accuracy is not None:
         limits.append(f"attacker accuracy <= {rule.max_attacker_accuracy:g}")
+    if rule.max_linkage is not None and any(s.linkage for s in scores):  # a cap on nothing measured is not shown
+        limits.append(f"linkage <= {rule.max_linkage:g}")
     violation = [max(0.0, _excess(s, rule)) for s in scores]
     chosen = pick_feasible(objective, violation)
     if chosen is not None:

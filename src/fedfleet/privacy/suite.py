@@ -23,12 +23,15 @@ Attacks (``kinds``):
 
 Besides, the attacker's classifier (a logistic regression on clear public images) labels the
 ciphertexts clipped to the pixel range and every reconstruction: the attacker-accuracy figures.
+And the linkage attack (:func:`linkage_rate`) matches each ciphertext, through the identity and
+every key-invariant transform, and each reconstruction to its clear image among all attacked
+images: the linkage figures (chance is 1 / N for N attacked images).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -41,6 +44,7 @@ from fedfleet.privacy.decoders import DecoderAttack
 from fedfleet.privacy.distribution import DistributionMatchingAttack
 from fedfleet.privacy.invariants import INVARIANTS, InvariantClassifierAttack
 from fedfleet.privacy.known_plaintext import KnownPlaintextAttack
+from fedfleet.privacy.linkage import linkage_rate
 from fedfleet.privacy.masks import Mask, MaskKey
 from fedfleet.privacy.metrics import psnr, ssim
 from fedfleet.privacy.seeding import Stream, stream
@@ -57,6 +61,7 @@ class AttackFigures:
     psnr: dict[str, float]  # the same in PSNR (dB)
     accuracy: dict[str, float]  # attacker's accuracy: on "ciphertext", on each reconstruction, per invariant
     reconstructions: dict[str, torch.Tensor]  # per reconstructing attack: (N, C, H, W) estimates
+    linkage: dict[str, float] = field(default_factory=dict)  # share re-identified among N: per view (see linkage_views)
 
 
 def _family(key: MaskKey) -> tuple[object, ...]:
@@ -184,10 +189,25 @@ class AttackSuite:
             psnr={kind: float(psnr(image, clear).mean()) for kind, image in reconstructions.items()},
             accuracy=accuracy,
             reconstructions=reconstructions,
+            linkage=linkage_views(encrypted, clear, reconstructions),
         )
 
     def _read(self, images: torch.Tensor, truth: np.ndarray) -> float:
         return float((self.reader_.predict(_pixels(images)) == truth).mean())
+
+
+def linkage_views(
+    encrypted: torch.Tensor, clear: torch.Tensor, reconstructions: dict[str, torch.Tensor]
+) -> dict[str, float]:
+    """Linkage rate of ``encrypted`` to ``clear`` (both (N, C, H, W)) per view.
+
+    Views: ``ciphertext`` (the identity), each key-invariant transform by name, and each
+    reconstruction by its attack's name.
+    """
+    rates = {"ciphertext": linkage_rate(encrypted, clear)}
+    rates |= {name: linkage_rate(encrypted, clear, transform) for name, transform in INVARIANTS.items()}
+    rates |= {kind: linkage_rate(image, clear) for kind, image in reconstructions.items()}
+    return rates
 
 
 def _pixels(images: torch.Tensor) -> np.ndarray:
