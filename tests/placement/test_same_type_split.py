@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 from fedfleet.placement import PLANNERS, LayerProfile, ModelProfile, PlacementInfeasible, PlacementProblem
 from fedfleet.placement.catalog import build_catalog, load_catalog
 from fedfleet.placement.cost import merge_stages, scheme_from_runs, splits_from_runs
-from fedfleet.placement.planners import BruteForcePlanner, DynamicProgrammingPlanner, GeneticPlanner
+from fedfleet.placement.planners import (
+    BruteForcePlanner,
+    DynamicProgrammingPlanner,
+    GeneticPlanner,
+    ReinforcePlanner,
+)
 from fedfleet.placement.planners.exhaustive import all_stage_plans
 from fedfleet.placement.profile import load_profile_table
 
@@ -55,7 +60,7 @@ def _memory_bound_problem() -> PlacementProblem:
     return PlacementProblem(ModelProfile("ab", (a, b)), build_catalog(raw))
 
 
-@pytest.mark.parametrize("name", ["brute", "dp", "genetic"])
+@pytest.mark.parametrize("name", ["brute", "dp", "genetic", "greedy", "rl"])
 def test_the_only_plan_is_two_stages_on_one_type(name):
     # gpu|gpu: a 0.01 s and b 0.1 s per batch of 10 -> 100 samples/s; the link between the two
     # gpu stages runs at the gpu's 8 Gbit/s: 1e9 / 2e4 = 5e4 samples/s. 10 h x rental 10 = 100.
@@ -69,8 +74,23 @@ def test_the_only_plan_is_two_stages_on_one_type(name):
 def test_without_the_split_the_memory_bound_problem_has_no_plan():
     problem = _memory_bound_problem()
     assert problem.score([1, 1])[0] > 0 and problem.score([1, 1], splits=(1,))[0] == 0
-    with pytest.raises(PlacementInfeasible):
-        PLANNERS.build("greedy").fit(problem)  # greedy merges by type only
+
+
+def test_greedy_keeps_one_stage_where_a_split_costs_more(two_layer_problem):
+    # one gpu type only: a|b on two gpus rents 10 for 100 samples/s, one gpu stage 5 for 90.9
+    raw = two_type_catalog()
+    raw["devices"] = raw["devices"][1:]
+    raw["links"] = []
+    problem = PlacementProblem(two_layer_problem().profile, build_catalog(raw))
+    plan = PLANNERS.build("greedy").fit(problem).plan_
+    assert plan.splits == () and plan.cost == pytest.approx(DynamicProgrammingPlanner().fit(problem).plan_.cost)
+
+
+def test_reinforce_learns_the_transformer_pipeline_of_single_a100s():
+    # at 8k samples/s the optimum is four single-a100 stages (509.40); a100 x1 | a100 x3 costs 569
+    plan = ReinforcePlanner(random_state=0).fit(_transformer(8000)).plan_
+    assert plan.splits and all(s.device == "a100" for s in plan.stages)
+    assert plan.cost <= 569.0
 
 
 @pytest.mark.parametrize(

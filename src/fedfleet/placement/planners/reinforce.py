@@ -2,7 +2,9 @@
 
 The policy reads the layers in order (features: each type's compute time per sample
 against the target's time budget, each type's memory need against its capacity, the
-output size) and emits a device type per layer. Each iteration samples a batch of
+output size) and emits an action per layer: a device type (the layer joins the stage
+before when that is on the same type) or *split*, a new stage on the previous layer's
+type (a same-type split). Each iteration samples a batch of
 schemes, rewards them with the cost model (−log cost when feasible; below every feasible
 scheme by the violation otherwise), standardises the rewards within the batch as the
 baseline, and takes a policy-gradient step. The best feasible scheme sampled is kept.
@@ -24,26 +26,36 @@ class _Policy(nn.Module):
     def __init__(self, features: int, types: int, hidden: int, stay_bonus: float) -> None:
         super().__init__()
         self.cell = nn.LSTMCell(features + types, hidden)
-        self.head = nn.Linear(hidden, types)
+        self.head = nn.Linear(hidden, types + 1)  # a logit per type, then the split action's
         self.types = types
         self.stay_bonus = stay_bonus  # added to the previous layer's type: stages are runs
 
-    def sample(self, features: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Schemes (batch, L) and their log-probabilities (batch,), autoregressively."""
+    def sample(self, features: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Types (batch, L), split flags (batch, L) and log-probabilities (batch,), autoregressively.
+
+        ``splits[b, l]`` is True where layer l starts a new stage on layer l-1's type.
+        """
         layers = features.shape[0]
         previous = torch.zeros(batch, self.types)  # one-hot of the previous layer's type
         state: tuple[torch.Tensor, torch.Tensor] | None = None
-        choices, log_probs = [], []
+        types, splits, log_probs = [], [], []
+        no_split = torch.zeros(batch, 1)
         for layer in range(layers):
             step = torch.cat([features[layer].expand(batch, -1), previous], dim=1)  # (B, F+T)
             state = self.cell(step, state)
-            logits = self.head(state[0]) + self.stay_bonus * previous  # (B, T)
+            bonus = torch.cat([self.stay_bonus * previous, no_split], dim=1)  # (B, T+1)
+            logits = self.head(state[0]) + bonus
+            if layer == 0:  # nothing to split from
+                logits = logits.index_fill(1, torch.tensor([self.types]), float("-inf"))
             distribution = torch.distributions.Categorical(logits=logits)
-            choice = distribution.sample()  # (B,)
-            choices.append(choice)
-            log_probs.append(distribution.log_prob(choice))
+            action = distribution.sample()  # (B,)
+            log_probs.append(distribution.log_prob(action))
+            split = action == self.types
+            choice = torch.where(split, previous.argmax(dim=1), action)  # (B,)
+            types.append(choice)
+            splits.append(split)
             previous = nn.functional.one_hot(choice, self.types).float()
-        return torch.stack(choices, dim=1), torch.stack(log_probs, dim=1).sum(dim=1)
+        return torch.stack(types, dim=1), torch.stack(splits, dim=1), torch.stack(log_probs, dim=1).sum(dim=1)
 
 
 def layer_features(problem: PlacementProblem) -> torch.Tensor:
@@ -105,15 +117,17 @@ class ReinforcePlanner(Planner):
         features = layer_features(problem)
         policy = _Policy(features.shape[1], problem.num_types, self.hidden, self.stay_bonus)
         optimiser = torch.optim.Adam(policy.parameters(), lr=self.lr)
-        best_cost, best_scheme = np.inf, None
+        best_cost, best_runs = np.inf, None
         self.history_: list[float] = []
         for _ in range(self.iterations):
-            schemes, log_probs = policy.sample(features, self.batch)
-            scores = [problem.score(scheme) for scheme in schemes.numpy()]
+            schemes, splits, log_probs = policy.sample(features, self.batch)
+            sampled = [merge_stages(scheme, set(np.flatnonzero(split).tolist()))
+                       for scheme, split in zip(schemes.numpy(), splits.numpy(), strict=True)]
+            scores = [problem.score_runs(runs) for runs in sampled]
             self.evaluations_ += len(scores)
-            for scheme, (violation, cost) in zip(schemes.numpy(), scores, strict=True):
+            for runs, (violation, cost) in zip(sampled, scores, strict=True):
                 if violation == 0 and cost < best_cost:
-                    best_cost, best_scheme = cost, scheme.copy()
+                    best_cost, best_runs = cost, runs
             rewards = torch.as_tensor(self._rewards(scores), dtype=torch.float32)
             advantage = (rewards - rewards.mean()) / (rewards.std() + 1e-6)
             loss = -(advantage * log_probs).mean()
@@ -121,7 +135,7 @@ class ReinforcePlanner(Planner):
             loss.backward()
             optimiser.step()
             self.history_.append(best_cost)
-        return None if best_scheme is None else merge_stages(best_scheme)
+        return best_runs
 
     @staticmethod
     def _rewards(scores: list[tuple[float, float]]) -> np.ndarray:

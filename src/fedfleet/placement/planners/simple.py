@@ -6,7 +6,7 @@ import numpy as np
 
 from fedfleet.errors import ConfigError
 from fedfleet.placement.catalog import GIB
-from fedfleet.placement.cost import PlacementProblem, Run, merge_stages
+from fedfleet.placement.cost import PlacementProblem, Run
 from fedfleet.placement.diagnose import PlacementInfeasible
 from fedfleet.placement.planners.base import Planner
 
@@ -64,17 +64,20 @@ class SingleTypePlanner(Planner):
 class GreedyPlanner(Planner):
     """Place layers in order, each on the type that makes the placed prefix cheapest.
 
-    The prefix is costed with the full model (stages merge, links count, instance counts
-    bind), but earlier choices are never revisited.
+    A layer may join the last stage, start a stage on another type, or start a new stage
+    on the last stage's type (a same-type split). The prefix is costed with the full
+    model (links count, instance counts bind), but earlier choices are never revisited.
     """
 
     def _search(self, problem: PlacementProblem) -> list[Run] | None:
-        scheme = np.zeros(problem.num_layers, dtype=np.int64)
+        runs: list[Run] = []
         for layer in range(problem.num_layers):
-            scores = []
+            options: list[list[Run]] = []
             for device in range(problem.num_types):
-                scheme[layer] = device
-                scores.append(problem.score(scheme[: layer + 1]))
-            self.evaluations_ += problem.num_types
-            scheme[layer] = min(range(problem.num_types), key=scores.__getitem__)
-        return merge_stages(scheme)
+                if runs and runs[-1][2] == device:  # join the last stage (tried first: wins ties)
+                    options.append([*runs[:-1], (runs[-1][0], layer + 1, device)])
+                options.append([*runs, (layer, layer + 1, device)])
+            scores = [problem.score_runs(option) for option in options]
+            self.evaluations_ += len(options)
+            runs = options[min(range(len(options)), key=scores.__getitem__)]
+        return runs
