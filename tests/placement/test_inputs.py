@@ -17,7 +17,7 @@ from fedfleet.placement import (
     profile_torch_model,
     save_profile_table,
 )
-from fedfleet.placement.catalog import build_catalog
+from fedfleet.placement.catalog import JobSpec, build_catalog
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "placement"
 
@@ -151,3 +151,18 @@ def test_a_saved_profile_reads_back_exactly(tmp_path, suffix):
 def test_a_profile_file_needs_a_known_suffix(tmp_path):
     with pytest.raises(ConfigError, match=r"give a file ending in \.csv, \.yaml, \.yml"):
         save_profile_table(load_profile_table(CONFIGS / "ctr_dnn.yaml"), tmp_path / "p.txt")
+
+
+def test_models_are_profiled_at_the_default_jobs_batch_unless_told_otherwise():
+    seen = []
+
+    class Recorder(nn.Linear):
+        def forward(self, inputs):
+            seen.append(inputs.shape[0])
+            return super().forward(inputs)
+
+    profile_torch_model(nn.Sequential(Recorder(3, 2)), (3,), repeats=1)
+    assert set(seen) == {JobSpec().batch_size} == {512}
+    seen.clear()
+    profile_torch_model(nn.Sequential(Recorder(3, 2)), (3,), batch_size=7, repeats=1)
+    assert set(seen) == {7}

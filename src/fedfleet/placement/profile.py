@@ -22,6 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fedfleet.config import format_validation_error, read_yaml
 from fedfleet.errors import ConfigError
+from fedfleet.placement.catalog import JobSpec
 from fedfleet.threads import torch_threads
 
 # torch module class → layer kind; device types may run some kinds at lower efficiency.
@@ -119,7 +120,7 @@ def profile_torch_model(
     model: nn.Module,
     input_shape: tuple[int, ...],
     name: str = "model",
-    batch_size: int = 32,
+    batch_size: int = JobSpec().batch_size,
     repeats: int = 21,
     seed: int = 0,
 ) -> ModelProfile:
@@ -134,8 +135,10 @@ def profile_torch_model(
     name : str
         Profile name.
     batch_size : int
-        Samples in the traced batch; give the job's batch size (per-sample times
-        depend on it). Every figure is divided back to one sample.
+        Samples in the traced batch: the job's batch size, by default that of the
+        default job (:class:`~fedfleet.placement.catalog.JobSpec`, 512); per-sample times
+        depend on it, so give ``catalog.job.batch_size`` for another job. Every figure is
+        divided back to one sample.
     repeats : int
         Timed forward+backward passes per layer; their median CPU time is kept.
     seed : int
