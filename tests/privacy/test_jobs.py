@@ -4,7 +4,8 @@ from fedfleet.privacy.config import OcclusionJobConfig, load_job_config
 from fedfleet.privacy.jobs import run_occlusion_job
 from fedfleet.privacy.seeding import Stream, derive_seed, stream
 
-OCCLUDE_JOB = {"data": {"dataset": "digits", "train_size": 200, "test_size": 60, "holdout_size": 100},
+OCCLUDE_JOB = {"data": {"dataset": "digits", "train_size": 200, "test_size": 60, "holdout_size": 100,
+                        "public_size": 200},
                "model": {"name": "mlp", "epochs": 2, "lr": 0.003},
                "occlusion": {"shapes": ["rect"], "sizes": [0.5], "stride": 0.25},
                "rule": {"name": "weighted"}, "eval_size": 40, "examples": 2}

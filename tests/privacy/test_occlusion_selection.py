@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from fedfleet.errors import ConfigError
+from fedfleet.privacy.inpainting import TeleaInpainter
 from fedfleet.privacy.occlusion import OcclusionRegion, generate_regions, occlude
 from fedfleet.privacy.occlusion_selection import OcclusionRule, OcclusionSelector, train_on_occluded
 from fedfleet.privacy.training import accuracy, train_classifier
@@ -19,7 +20,7 @@ REGIONS = generate_regions((8, 8), ("rect",), (0.5,), stride=0.25)
 def test_chosen_region_meets_the_floor_and_is_the_most_secure_that_does(model_and_data):
     model, data = model_and_data
     selector = OcclusionSelector(REGIONS, OcclusionRule("constrained", min_availability=0.3),
-                                 inpaint_radius=2).fit(model, data)
+                                 inpainters=[TeleaInpainter(radius=2)]).fit(model, data)
     chosen = selector.scores_[selector.target_index_]
     assert chosen.availability >= 0.3
     assert chosen.security == max(s.security for s in selector.scores_ if s.availability >= 0.3)

@@ -105,10 +105,21 @@ class OcclusionParamsConfig(ConfigSection):
 
 
 class OcclusionSecurityConfig(ConfigSection):
-    saliency_weight: float = Field(0.5, ge=0, le=1)  # weight of covered saliency vs 1 - SSIM
+    # What is sensitive (at most one; none: every pixel alike)
     sensitive_boxes: list[list[float]] | None = None  # [top, left, height, width] fractions
-    inpaint_radius: int = Field(3, ge=1)
-    inpaint_method: Literal["telea", "ns"] = "telea"
+    sensitive_mask: str | None = None  # .npy (no pickle) or grey PNG, H x W, weights >= 0
+    sensitive_groups: list[list[int]] | None = None  # classes grouped into values of the sensitive attribute
+    saliency_weight: float = Field(0.0, ge=0, le=1)  # weight of the covered sensitive share vs the unrestored share
+    inpainters: list[Literal["telea", "ns", "learned"]] = Field(["telea", "learned"], min_length=1)  # worst case
+    inpaint_radius: int = Field(3, ge=1)  # OpenCV's neighbourhood radius
+    learned_epochs: int = Field(5, ge=1)  # training epochs of the learned inpainter
+
+    @model_validator(mode="after")
+    def _one_statement(self) -> OcclusionSecurityConfig:
+        given = [k for k in ("sensitive_boxes", "sensitive_mask", "sensitive_groups") if getattr(self, k)]
+        if len(given) > 1:
+            raise ValueError(f"give at most one of {', '.join(given)}: each states what is sensitive")
+        return self
 
 
 class OcclusionRuleConfig(ConfigSection):
@@ -117,16 +128,21 @@ class OcclusionRuleConfig(ConfigSection):
     security_weight: float = Field(0.5, ge=0, le=1)  # weight of security for weighted
 
 
+class OcclusionDataConfig(PrivacyDataConfig):
+    public_size: int = Field(2000, ge=10)  # public images held out of training: the learned inpainter's data
+
+
 class OcclusionJobConfig(ConfigSection):
     """``fedfleet privacy occlude``: candidates, scores, rule and the occluded-image model."""
 
     name: str = "privacy-occlude"
     seed: int = Field(0, ge=0, lt=2**32)  # every random stream of the job derives from it
-    data: PrivacyDataConfig = PrivacyDataConfig()
+    data: OcclusionDataConfig = OcclusionDataConfig()
     model: PrivacyModelConfig = PrivacyModelConfig()
     occlusion: OcclusionParamsConfig = OcclusionParamsConfig()
     security: OcclusionSecurityConfig = OcclusionSecurityConfig()
     availability: Literal["accuracy", "confidence"] = "accuracy"
+    availability_model: Literal["occluded", "clear"] = "occluded"  # task model trained on occluded images or not
     rule: OcclusionRuleConfig = OcclusionRuleConfig()
     eval_size: int = Field(300, ge=1)  # validation images every candidate is scored on
     retrain: bool = True  # train a recognition model on images occluded with the target

@@ -15,23 +15,26 @@ from torch import nn
 
 from fedfleet.data.datasets import ArrayDataset, load_dataset
 from fedfleet.errors import DataError
-from fedfleet.privacy.config import MaskJobConfig, OcclusionJobConfig, PrivacyDataConfig
+from fedfleet.privacy.config import MaskJobConfig, OcclusionJobConfig, OcclusionSecurityConfig, PrivacyDataConfig
+from fedfleet.privacy.inpainting import LearnedInpainter, TeleaInpainter
 from fedfleet.privacy.mask_selection import EncryptionMaskSelector, MaskRule, MaskScore, clear_baseline
 from fedfleet.privacy.masks import MaskKey, secret_keys
 from fedfleet.privacy.occlusion import (
     OcclusionRegion,
     centred_region,
     generate_regions,
-    inpaint,
     occlude,
 )
 from fedfleet.privacy.occlusion_selection import (
+    Inpainter,
     OcclusionRule,
     OcclusionScore,
     OcclusionSelector,
+    train_on_candidates,
     train_on_occluded,
 )
 from fedfleet.privacy.seeding import Stream, derive_seed, stream
+from fedfleet.privacy.sensitivity import sensitivity_map
 from fedfleet.privacy.training import accuracy, train_classifier
 
 Progress = Callable[[str], None]
@@ -233,8 +236,10 @@ def _mean_score(scores: list[OcclusionScore], template: OcclusionRegion) -> Occl
     def mean(attribute: str) -> float:
         return float(np.mean([getattr(s, attribute) for s in scores]))
 
+    names = scores[0].unrestored if scores else {}
     return OcclusionScore(template, mean("restoration"), mean("saliency_covered"), mean("security"),
-                          mean("availability"))
+                          mean("availability"),
+                          {name: float(np.mean([s.unrestored[name] for s in scores])) for name in names})
 
 
 def _baselines(
@@ -242,7 +247,7 @@ def _baselines(
 ) -> dict[str, OcclusionScore]:
     """Random placements (averaged) and, for single regions, the centred region, scored alike."""
     target = selector.target_
-    saliency = selector.saliency(model, scored)
+    saliency = selector.saliency(scored)
     randoms = [selector.score(region, model, scored, saliency) for region in random_regions]
     baselines = {"random": _mean_score(randoms, target)}
     if len(target.corners) == 1:
@@ -283,27 +288,53 @@ def _accuracy_images(data: JobData, n_scored: int) -> tuple[ArrayDataset, str]:
                              "used for selection (optimistic)")
 
 
+def _inpainters(
+    security: OcclusionSecurityConfig, public: torch.Tensor, regions: list[OcclusionRegion], fill: float, seed: int,
+    progress: Progress,
+) -> list[Inpainter]:
+    """The adversaries of ``security.inpainters``; the learned one is trained on the public images."""
+    inpainters: list[Inpainter] = []
+    for name in security.inpainters:
+        if name == "learned":
+            progress(f"training the learned inpainter on {len(public)} public images")
+            inpainters.append(LearnedInpainter(epochs=security.learned_epochs, random_state=seed)
+                              .fit(public, regions, fill))
+        else:
+            inpainters.append(TeleaInpainter(security.inpaint_radius, name))
+    return inpainters
+
+
 def run_occlusion_job(
     config: OcclusionJobConfig, progress: Progress = _quiet, random_draws: int = 10
 ) -> OcclusionJobResult:
     """Train the target model, score occlusion candidates, select, and retrain on occluded images."""
-    data = load_job_data(config.data, config.seed)
+    data = load_job_data(config.data, config.seed, config.data.public_size)
     progress(f"loaded {config.data.dataset}: {len(data.train)} training, {len(data.validation)} validation images")
     m, o, s = config.model, config.occlusion, config.security
-    progress("training the target recognition model on clear images")
-    model_seed = derive_seed(config.seed, Stream.TARGET_MODEL)
-    model = train_classifier(data.train, m.name, epochs=m.epochs, batch_size=m.batch_size, lr=m.lr, seed=model_seed)
     size = (data.train.input_shape[1], data.train.input_shape[2])
     regions = generate_regions(size, o.shapes, o.sizes, count=o.count, stride=o.stride,
                                max_candidates=o.max_candidates, random_state=config.seed)
+    model_seed = derive_seed(config.seed, Stream.TARGET_MODEL)
+    if config.availability_model == "occluded":
+        progress("training the task model on images occluded by random candidate regions")
+        model = train_on_candidates(data.train, regions, m.name, fill=o.fill, epochs=m.epochs,
+                                    batch_size=m.batch_size, lr=m.lr, seed=model_seed)
+    else:
+        progress("training the task model on clear images")
+        model = train_classifier(data.train, m.name, epochs=m.epochs, batch_size=m.batch_size, lr=m.lr,
+                                 seed=model_seed)
     n_scored = min(config.eval_size, len(data.validation))
     scored = data.validation.subset(np.arange(n_scored))
-    progress(f"scoring {len(regions)} candidate regions on {len(scored)} images")
+    sensitivity = sensitivity_map(scored, data.train, boxes=s.sensitive_boxes, mask_file=s.sensitive_mask,
+                                  groups=s.sensitive_groups, model_name=m.name, epochs=m.epochs,
+                                  seed=derive_seed(config.seed, Stream.TARGET_MODEL, 1))
+    inpainters = _inpainters(s, data.public.x, regions, o.fill, config.seed, progress)
+    progress(f"scoring {len(regions)} candidate regions on {len(scored)} images against "
+             f"{', '.join(i.name for i in inpainters)}")
     selector = OcclusionSelector(
         regions, OcclusionRule(config.rule.name, config.rule.min_availability, config.rule.security_weight),
-        saliency_weight=s.saliency_weight, sensitive_boxes=s.sensitive_boxes,
-        availability=config.availability, fill=o.fill, inpaint_radius=s.inpaint_radius,
-        inpaint_method=s.inpaint_method,
+        inpainters=inpainters, saliency_weight=s.saliency_weight, sensitivity=sensitivity,
+        availability=config.availability, fill=o.fill,
     ).fit(model, scored)
     deployed_model = model
     target = selector.target_
@@ -322,7 +353,7 @@ def run_occlusion_job(
     occluded_validation = occlude(data.validation.x[: config.examples], target, o.fill)
     shown = data.validation.x[: config.examples]
     examples = {"clear": shown, "occluded": occluded_validation,
-                "inpainted": inpaint(occluded_validation, target, s.inpaint_radius, s.inpaint_method)}
+                **{f"{i.name} inpainted": i.inpaint(occluded_validation, target) for i in inpainters}}
     return OcclusionJobResult(
         config, selector, accuracies, _baselines(selector, model, scored, random_regions), random_draws,
         _holdout_availability(model, data.holdout, target, random_regions, o.fill), examples,

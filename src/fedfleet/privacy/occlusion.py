@@ -2,13 +2,9 @@
 
 A candidate is ``count`` non-overlapping regions of one shape (``rect`` or ``ellipse``
 inscribed in its box) and size, placed on a position grid with a given stride, always
-fully inside the image. Scores (after US20230244932A1):
-
-- visual security = (1 − β)·(1 − SSIM(original, inpainted occluded image))
-  + β·(share of saliency mass covered), where saliency is either given sensitive boxes or
-  the gradient of the true-class logit of the target model, and β = ``saliency_weight``;
-- data availability = accuracy (or true-class confidence) of the target model on the
-  occluded images.
+fully inside the image. The sensitivity maps (N, H, W) say what must be hidden: given boxes,
+a mask file, a model of the sensitive attribute's gradient saliency, or (nothing stated)
+every pixel alike; :func:`unrestored_share` scores how much of it an inpainter fails to restore.
 """
 
 from __future__ import annotations
@@ -17,6 +13,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -25,7 +22,6 @@ from torch import nn
 
 from fedfleet.errors import ConfigError, DataError
 from fedfleet.privacy.checks import check_images
-from fedfleet.privacy.metrics import ssim
 from fedfleet.privacy.seeding import Stream, stream
 
 SHAPES: tuple[str, ...] = ("rect", "ellipse")
@@ -260,12 +256,52 @@ def box_saliency(boxes: Sequence[Sequence[float]], n_images: int, image_size: tu
     return (sensitive / sensitive.sum()).expand(n_images, rows, cols)
 
 
-def restoration_distance(
-    images: torch.Tensor, region: OcclusionRegion, fill: float = 0.0, radius: int = 3, method: str = "telea"
+def uniform_saliency(n_images: int, image_size: tuple[int, int]) -> torch.Tensor:
+    """Every pixel equally sensitive (N, H, W), each image summing to 1: the default when nothing is stated."""
+    rows, cols = image_size
+    return torch.full((n_images, rows, cols), 1.0 / (rows * cols))
+
+
+def file_saliency(path: str | Path, n_images: int, image_size: tuple[int, int]) -> torch.Tensor:
+    """Sensitivity (N, H, W) from a mask file: ``.npy`` (read without pickle) or a grey PNG, H x W.
+
+    Non-negative values weight the pixels (a 0/1 mask marks the sensitive ones); each image sums to 1.
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".npy":
+            values = np.load(path, allow_pickle=False)
+        elif path.suffix == ".png":
+            from PIL import Image
+
+            with Image.open(path) as picture:
+                values = np.asarray(picture.convert("L"), dtype=np.float64) / 255.0
+        else:
+            raise ConfigError(f"security.sensitive_mask {path}: give a .npy or .png file")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"security.sensitive_mask {path}: cannot read it ({exc})") from None
+    if values.shape != tuple(image_size) or not np.isfinite(values).all() or (values < 0).any():
+        raise DataError(f"security.sensitive_mask {path}: expected {image_size[0]}x{image_size[1]} finite "
+                        f"non-negative values, got shape {values.shape}")
+    if values.sum() == 0:
+        raise DataError(f"security.sensitive_mask {path} marks no pixel; mark the sensitive pixels with values > 0")
+    sensitive = torch.from_numpy(values / values.sum()).float()
+    return sensitive.expand(n_images, *image_size)
+
+
+def unrestored_share(
+    images: torch.Tensor, restored: torch.Tensor, saliency: torch.Tensor, reference: torch.Tensor
 ) -> float:
-    """Mean 1 − SSIM between the originals and their occluded-then-inpainted versions."""
-    restored = inpaint(occlude(images, region, fill), region, radius, method)
-    return float(1.0 - ssim(images, restored).mean())
+    """How much of the sensitive content an inpainter did not restore, in [0, 1].
+
+    Σ s·|x − x̂| / Σ s·|x − r| over every image and pixel (channels summed), with ``s`` the
+    sensitivity (N, H, W) and ``r`` the reference an adversary has without the image (the mean
+    image, C x H x W): 0 when the inpainter restores the sensitive pixels exactly, 1 when it
+    does no better than that reference (capped at 1).
+    """
+    error = ((images - restored).abs().sum(dim=1) * saliency).sum()
+    baseline = ((images - reference).abs().sum(dim=1) * saliency).sum().clamp_min(1e-12)
+    return float((error / baseline).clamp(max=1.0))
 
 
 def covered_saliency(saliency: torch.Tensor, region: OcclusionRegion) -> float:

@@ -1,15 +1,19 @@
 """Choosing an occlusion region: score candidates for security and availability, pick by rule.
 
-After US20230244932A1: candidates come from the occlusion parameters, each occluded image
-is scored for visual security and data availability, the target region is chosen by a
-configurable rule, and a recognition model can then be trained on occluded images.
+After US20230244932A1 and arXiv 2312.08975: the user states what is sensitive (a sensitivity
+map); candidates come from the occlusion parameters; a region's visual security is how much of
+the sensitive content the strongest inpainting adversary cannot restore (the worst case over
+the inpainters), its data availability the task model's accuracy on occluded images (a model
+trained on occluded images, so recognition-critical pixels a region spares count, those it
+hides do not); the target region is chosen by a configurable rule, and the recognition model
+is then trained on images occluded with it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
@@ -18,13 +22,14 @@ from torch import nn
 from fedfleet.data.datasets import ArrayDataset
 from fedfleet.errors import ConfigError
 from fedfleet.privacy.checks import check_images
+from fedfleet.privacy.metrics import ssim
 from fedfleet.privacy.occlusion import (
     OcclusionRegion,
     box_saliency,
     covered_saliency,
-    gradient_saliency,
     occlude,
-    restoration_distance,
+    uniform_saliency,
+    unrestored_share,
 )
 from fedfleet.privacy.selection import SelectionError, least_violating, pick_feasible
 from fedfleet.privacy.training import accuracy, train_classifier, true_class_confidence
@@ -50,21 +55,31 @@ class OcclusionRule:
     security_weight: float = 0.5
 
 
+class Inpainter(Protocol):
+    """An inpainting adversary: restores a region in occluded images (N, C, H, W)."""
+
+    name: str
+
+    def inpaint(self, occluded: torch.Tensor, region: OcclusionRegion) -> torch.Tensor: ...
+
+
 @dataclass(frozen=True)
 class OcclusionScore:
     """One candidate region's scores."""
 
     region: OcclusionRegion
-    restoration: float  # 1 − SSIM after inpainting
-    saliency_covered: float  # share of saliency mass hidden
+    restoration: float  # 1 − SSIM of the whole image after the best inpainting (worst case)
+    saliency_covered: float  # share of sensitive mass hidden
     security: float
     availability: float
+    unrestored: dict[str, float] = field(default_factory=dict)  # per inpainter: sensitive content not restored
 
     def as_row(self, label: str | None = None) -> dict[str, object]:
         """Table row; ``label`` replaces the region's name (e.g. for averaged baselines)."""
         return {
             "region": label or self.region.name,
             "area": self.region.area,
+            **{f"{name}_unrestored": value for name, value in self.unrestored.items()},
             "restoration_1-ssim": self.restoration,
             "saliency_covered": self.saliency_covered,
             "security": self.security,
@@ -107,17 +122,24 @@ def score_region(
     images: torch.Tensor,
     labels: torch.Tensor,
     saliency: torch.Tensor,
+    inpainters: Sequence[Inpainter],
     *,
-    saliency_weight: float = 0.5,
+    saliency_weight: float = 0.0,
     availability: Literal["accuracy", "confidence"] = "accuracy",
     fill: float = 0.0,
-    inpaint_radius: int = 3,
-    inpaint_method: str = "telea",
 ) -> OcclusionScore:
-    """Security and availability of one region on ``images`` (N, C, H, W)."""
-    restoration = restoration_distance(images, region, fill, inpaint_radius, inpaint_method)
-    covered = covered_saliency(saliency, region)
+    """Security (worst case over ``inpainters``) and availability of one region on ``images`` (N, C, H, W).
+
+    security = (1 − β)·min over inpainters of the unrestored sensitive share + β·covered sensitive share.
+    """
     occluded = occlude(images, region, fill)
+    reference = images.mean(dim=0)
+    unrestored, restoration = {}, 1.0
+    for inpainter in inpainters:
+        restored = inpainter.inpaint(occluded, region)
+        unrestored[inpainter.name] = unrestored_share(images, restored, saliency, reference)
+        restoration = min(restoration, float(1.0 - ssim(images, restored).mean()))
+    covered = covered_saliency(saliency, region)
     if availability == "accuracy":
         usable = accuracy(model, occluded, labels)
     elif availability == "confidence":
@@ -128,8 +150,9 @@ def score_region(
         region=region,
         restoration=restoration,
         saliency_covered=covered,
-        security=(1 - saliency_weight) * restoration + saliency_weight * covered,
+        security=(1 - saliency_weight) * min(unrestored.values()) + saliency_weight * covered,
         availability=usable,
+        unrestored=unrestored,
     )
 
 
@@ -142,18 +165,19 @@ class OcclusionSelector:
         The candidates (see :func:`fedfleet.privacy.occlusion.generate_regions`).
     rule : OcclusionRule
         The selection rule.
+    inpainters : sequence of Inpainter, optional
+        The adversaries (see :mod:`fedfleet.privacy.inpainting`); default OpenCV's Telea.
     saliency_weight : float
-        Weight β of the covered-saliency share in visual security, in [0, 1].
+        Weight β of the covered sensitive share in visual security, in [0, 1].
     sensitive_boxes : sequence of [top, left, height, width] fractions, optional
-        Known sensitive regions; without them the target model's gradient saliency is used.
+        Known sensitive regions.
+    sensitivity : torch.Tensor, optional
+        (H, W) or (N, H, W) sensitivity of the scored images, e.g. from a mask file or a model of
+        the sensitive attribute; without it or boxes, every pixel is equally sensitive.
     availability : {"accuracy", "confidence"}
         Availability measure.
     fill : float
         Pixel value of occluded pixels.
-    inpaint_radius : int
-        Neighbourhood radius of OpenCV's inpainting.
-    inpaint_method : {"telea", "ns"}
-        OpenCV's inpainting algorithm.
 
     Attributes
     ----------
@@ -167,40 +191,43 @@ class OcclusionSelector:
         regions: Sequence[OcclusionRegion],
         rule: OcclusionRule | None = None,
         *,
-        saliency_weight: float = 0.5,
+        inpainters: Sequence[Inpainter] | None = None,
+        saliency_weight: float = 0.0,
         sensitive_boxes: Sequence[Sequence[float]] | None = None,
+        sensitivity: torch.Tensor | None = None,
         availability: Literal["accuracy", "confidence"] = "accuracy",
         fill: float = 0.0,
-        inpaint_radius: int = 3,
-        inpaint_method: str = "telea",
     ) -> None:
         self.regions = regions
         self.rule = rule
+        self.inpainters = inpainters
         self.saliency_weight = saliency_weight
         self.sensitive_boxes = sensitive_boxes
+        self.sensitivity = sensitivity
         self.availability = availability
         self.fill = fill
-        self.inpaint_radius = inpaint_radius
-        self.inpaint_method = inpaint_method
 
-    def saliency(self, model: nn.Module, data: ArrayDataset) -> torch.Tensor:
-        """The (N, H, W) saliency used for covered-mass scores."""
+    def saliency(self, data: ArrayDataset) -> torch.Tensor:
+        """The (N, H, W) sensitivity of ``data``, each image summing to 1."""
         size = (data.input_shape[1], data.input_shape[2])
+        if self.sensitivity is not None:
+            given = self.sensitivity.expand(len(data), *size).float()
+            return given / given.flatten(1).sum(dim=1).clamp_min(1e-12)[:, None, None]
         if self.sensitive_boxes:
             return box_saliency(self.sensitive_boxes, len(data), size)
-        return gradient_saliency(model, data.x, data.y)
+        return uniform_saliency(len(data), size)
 
     def score(self, region: OcclusionRegion, model: nn.Module, data: ArrayDataset,
               saliency: torch.Tensor) -> OcclusionScore:
         """Scores of any region (a candidate or a baseline) with this selector's settings."""
-        return score_region(
-            region, model, data.x, data.y, saliency, saliency_weight=self.saliency_weight,
-            availability=self.availability, fill=self.fill, inpaint_radius=self.inpaint_radius,
-            inpaint_method=self.inpaint_method,
-        )
+        from fedfleet.privacy.inpainting import TeleaInpainter
+
+        inpainters = self.inpainters or [TeleaInpainter()]
+        return score_region(region, model, data.x, data.y, saliency, inpainters,
+                            saliency_weight=self.saliency_weight, availability=self.availability, fill=self.fill)
 
     def fit(self, model: nn.Module, data: ArrayDataset) -> OcclusionSelector:
-        """Score every candidate with the target ``model`` on ``data`` and choose the target.
+        """Score every candidate with the task ``model`` on ``data`` and choose the target.
 
         Raises
         ------
@@ -212,7 +239,7 @@ class OcclusionSelector:
         check_images(data.x)
         if not 0.0 <= self.saliency_weight <= 1.0:
             raise ConfigError(f"saliency_weight must be in [0, 1], got {self.saliency_weight}")
-        saliency = self.saliency(model, data)
+        saliency = self.saliency(data)
         self.scores_ = [self.score(region, model, data, saliency) for region in self.regions]
         self.target_index_ = choose_region(self.scores_, self.rule or OcclusionRule())
         self.target_ = self.regions[self.target_index_]
@@ -232,3 +259,23 @@ def train_on_occluded(
         data, model_name, epochs=epochs, batch_size=batch_size, lr=lr,
         transform=lambda images: occlude(images, region, fill), seed=seed,
     )
+
+
+def train_on_candidates(
+    data: ArrayDataset, regions: Sequence[OcclusionRegion], model_name: str = "cnn", *, fill: float = 0.0,
+    epochs: int = 3, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
+) -> nn.Module:
+    """A task model trained on images each occluded by a random candidate region (new draw per batch).
+
+    It scores availability: a region that hides what recognition needs stays costly, one that a
+    model trained on occluded images can work around does not.
+    """
+    holes = torch.stack([region.mask() for region in regions])  # (R, H, W)
+    rng = torch.Generator().manual_seed(seed)
+
+    def transform(images: torch.Tensor) -> torch.Tensor:
+        chosen = holes[torch.randint(len(holes), (len(images),), generator=rng)][:, None]
+        return images.masked_fill(chosen, fill)
+
+    return train_classifier(data, model_name, epochs=epochs, batch_size=batch_size, lr=lr, transform=transform,
+                            seed=seed)
