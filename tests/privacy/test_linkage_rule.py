@@ -48,3 +48,14 @@ def test_the_suite_links_sign_flips_through_the_invariant_and_reconstructions(di
     assert set(figures.linkage) == {"ciphertext", "abs_centred", "abs", "distribution"}
     assert figures.linkage["ciphertext"] < 0.1  # raw pixels do not link
     assert figures.linkage["abs_centred"] > 0.9 and figures.linkage["distribution"] > 0.9
+
+
+def test_when_every_candidate_links_the_next_worst_figure_decides_the_least_bad():
+    leaky = MaskScore(MaskKey("sign", 0, "multiply", index=0), 0.9, 0.1, ciphertext_ssim=0.1,
+                      attack_ssim={"distribution": 0.99}, attack_psnr={"distribution": 30.0},
+                      attacker_accuracy={"ciphertext": 0.9}, linkage={"ciphertext": 1.0})
+    fairer = MaskScore(MaskKey("noise", 1, "add_clip", index=1), 0.7, 0.1, ciphertext_ssim=0.3,
+                       attack_ssim={"distribution": 0.6}, attack_psnr={"distribution": 15.0},
+                       attacker_accuracy={"ciphertext": 0.5}, linkage={"ciphertext": 1.0})
+    choice = select_mask([leaky, fairer], MaskRule())
+    assert not choice.qualified and choice.index == 1  # both 0.95 over the linkage cap; 0.49 against 0.6 next

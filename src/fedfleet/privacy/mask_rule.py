@@ -15,7 +15,7 @@ from typing import Literal
 
 from fedfleet.errors import ConfigError
 from fedfleet.privacy.masks import MaskKey
-from fedfleet.privacy.selection import SelectionError, least_violating, pick_feasible
+from fedfleet.privacy.selection import SelectionError, pick_feasible
 
 
 @dataclass(frozen=True)
@@ -127,8 +127,8 @@ class MaskChoice:
     message: str = ""  # when not qualified: the rule's limits and the least bad candidate's figures
 
 
-def _excess(score: MaskScore, rule: MaskRule) -> float:
-    """How far the candidate's worst figure lies above its cap (<= 0: it meets the rule)."""
+def _excesses(score: MaskScore, rule: MaskRule) -> list[float]:
+    """How far each capped figure lies above its cap (<= 0: within it), worst first."""
     over = [-1.0]
     if rule.name == "constrained":
         over.append(score.original_accuracy - rule.max_original_accuracy)
@@ -140,14 +140,15 @@ def _excess(score: MaskScore, rule: MaskRule) -> float:
     worst_linkage = score.worst_linkage
     if rule.max_linkage is not None and worst_linkage is not None:
         over.append(worst_linkage - rule.max_linkage)
-    return max(over)
+    return sorted((max(0.0, value) for value in over), reverse=True)
 
 
 def select_mask(scores: Sequence[MaskScore], rule: MaskRule) -> MaskChoice:
     """The best candidate meeting ``rule`` or, when none does, the least bad one.
 
-    The least bad candidate is the one whose worst figure exceeds its cap by least
-    (ties: the better objective).
+    The least bad candidate is the one whose worst figure exceeds its cap by least; equal
+    worst excesses (every candidate linking at 1.0, say) are compared by the next worst, and
+    so on, then by the better objective.
 
     Raises
     ------
@@ -170,11 +171,11 @@ def select_mask(scores: Sequence[MaskScore], rule: MaskRule) -> MaskChoice:
         limits.append(f"attacker accuracy <= {rule.max_attacker_accuracy:g}")
     if rule.max_linkage is not None and any(s.linkage for s in scores):  # a cap on nothing measured is not shown
         limits.append(f"linkage <= {rule.max_linkage:g}")
-    violation = [max(0.0, _excess(s, rule)) for s in scores]
-    chosen = pick_feasible(objective, violation)
+    excesses = [_excesses(s, rule) for s in scores]
+    chosen = pick_feasible(objective, [over[0] for over in excesses])
     if chosen is not None:
         return MaskChoice(chosen, True)
-    least_bad = least_violating(objective, violation)
+    least_bad = min(range(len(scores)), key=lambda i: ([round(v, 12) for v in excesses[i]], -objective[i], i))
     message = (f"no mask meets the rule ({', '.join(limits)}); the best available is "
                f"{scores[least_bad].describe()}")
     return MaskChoice(least_bad, False, message)
