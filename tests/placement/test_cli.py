@@ -100,3 +100,16 @@ def test_save_profile_refuses_an_unreadable_kind_of_file_before_profiling(capsys
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith(f"error: --save-profile {tmp_path / name}")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_place_finds_the_fastest_plan_within_a_budget(capsys):
+    args = ["--profile", str(CONFIGS / "transformer_small.csv"), "--devices", str(CONFIGS / "cloud.yaml"),
+            "--planner", "dp", "--target", "1000", "--format", "json"]
+    code, out, _ = _run([*args, "--budget-per-hour", "20"], capsys)
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["objective"] == "max_throughput" and payload["budget_per_hour"] == 20
+    assert payload["rental_per_hour"] <= 20 and payload["throughput"] > 8000
+    code, out, err = _run([*args, "--budget-per-hour", "1"], capsys)
+    assert code == 2 and out == ""
+    assert err.strip().startswith("error: budget: the cheapest plan reaching 1000 samples/s rents")

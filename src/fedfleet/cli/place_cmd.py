@@ -24,6 +24,7 @@ from fedfleet.placement import (
     profile_torch_model,
     save_profile_table,
 )
+from fedfleet.placement.budget import fastest_within_budget
 from fedfleet.placement.profile import PROFILE_SUFFIXES
 
 # Input shape and classes the built-in models are profiled with (Fashion-MNIST).
@@ -114,6 +115,8 @@ def place(
     planner: Annotated[str, typer.Option("--planner", help="genetic|dp|brute|greedy|rl|cpu-only|gpu-only")] = "genetic",
     target: Annotated[float | None, typer.Option("--target", help="Override job.throughput_target.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Override job.batch_size.")] = None,
+    budget: Annotated[float | None, typer.Option(
+        "--budget-per-hour", help="Fastest plan renting at most this per hour (objective max_throughput).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of randomised planners.")] = 0,
     report: Annotated[Path | None, typer.Option("--report", help="Write an HTML page with the pipeline.")] = None,
     output: Annotated[OutputFormat, typer.Option("--format", help="text or json.")] = OutputFormat.text,
@@ -123,22 +126,29 @@ def place(
         writable_file(report, "--report")  # before planning: a folder, /proc or a read-only place fails at once
     if save_profile is not None:
         _check_profile_path(save_profile)
-    catalog: DeviceCatalog = load_catalog(devices).with_job(throughput_target=target, batch_size=batch_size)
+    catalog: DeviceCatalog = load_catalog(devices).with_job(
+        throughput_target=target, batch_size=batch_size, budget_per_hour=budget,
+        objective="max_throughput" if budget is not None else None)
     layers = load_profile(model, profile, catalog.job.batch_size)
     if save_profile is not None:
         _save_profile(layers, save_profile)
     problem = PlacementProblem(layers, catalog)
     params = {"random_state": seed} if planner in SEEDED_PLANNERS else {}
-    search = PLANNERS.build(planner, **params)
     started = time.perf_counter()
-    search.fit(problem)
-    summary = {"planner": planner, **plan_summary(search.plan_, problem),
-               "planning_time_s": time.perf_counter() - started}
+    if catalog.job.objective == "max_throughput":
+        assert catalog.job.budget_per_hour is not None  # JobSpec guarantees it
+        plan, problem = fastest_within_budget(problem, lambda: PLANNERS.build(planner, **params),
+                                              catalog.job.budget_per_hour)
+    else:
+        plan = PLANNERS.build(planner, **params).fit(problem).plan_
+    summary = {"planner": planner, **plan_summary(plan, problem), "objective": catalog.job.objective,
+               "throughput_target": catalog.job.throughput_target,
+               "budget_per_hour": catalog.job.budget_per_hour, "planning_time_s": time.perf_counter() - started}
     if report is not None:
         from fedfleet.report.placement import write_plan_report
 
         try:
-            write_plan_report(search.plan_, problem, report, title=f"{problem.profile.name}: {planner} plan")
+            write_plan_report(plan, problem, report, title=f"{problem.profile.name}: {planner} plan")
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""
             raise ConfigError(f"cannot write the report {report}: {exc.strerror or exc}{where}") from None

@@ -3,6 +3,7 @@
 A catalog is a YAML file::
 
     job:     {batch_size: 512, samples: 1.0e8, throughput_target: 20000}
+             # or: objective: max_throughput, budget_per_hour: 40 (throughput_target: the least accepted)
     devices:
       - {name: cpu, kind: cpu, count: 16, flops: 2.0e12, memory_gb: 256, price_per_hour: 1.2}
       - {name: v100, kind: gpu, count: 8, flops: 3.0e13, memory_gb: 32, price_per_hour: 3.1,
@@ -66,6 +67,14 @@ class JobSpec(_Strict):
     samples: float = Field(1e8, gt=0)  # samples to process over the whole training
     throughput_target: float = Field(1000.0, gt=0)  # samples/s the pipeline must sustain
     state_factor: float = Field(4.0, ge=1)  # parameter bytes × this = weights+grads+optimizer
+    objective: Literal["min_cost", "max_throughput"] = "min_cost"  # max_throughput: within budget_per_hour
+    budget_per_hour: float | None = Field(None, gt=0)  # most Σ instances × price per hour (max_throughput)
+
+    @model_validator(mode="after")
+    def _budget_for_max_throughput(self) -> JobSpec:
+        if self.objective == "max_throughput" and self.budget_per_hour is None:
+            raise ValueError("objective max_throughput needs job.budget_per_hour (rental per hour it may spend)")
+        return self
 
 
 class DeviceCatalog(_Strict):

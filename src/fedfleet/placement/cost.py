@@ -106,6 +106,9 @@ class PlacementProblem:
     link_throughput : ndarray, shape (L+1, T, T)
         Samples/s of the link carrying the boundary before layer j from type a to type b
         (a = b: between two stages on one type, over its ``intra_gbps``).
+    rates : ndarray
+        Every throughput, at least the target, of a stage with any instance count that fits
+        in memory, or of a link, ascending and unique: the pipeline throughputs a plan can have.
     """
 
     def __init__(self, profile: ModelProfile, catalog: DeviceCatalog) -> None:
@@ -129,6 +132,8 @@ class PlacementProblem:
             # boundary before layer j carries layer j-1's output forward and its gradient back
             per_sample = np.concatenate(([np.inf], 1.0 / (2.0 * activation[:-1]), [np.inf]))
         self.link_throughput = per_sample[:, None, None] * catalog.link_bandwidth()[None]
+        links = self.link_throughput[np.isfinite(self.link_throughput)]
+        self.rates = np.unique(np.concatenate((self._stage_rates, links[links >= self.job.throughput_target])))
         # nested lists: scoring a scheme indexes them a few times per stage, faster than numpy
         self._lookup: tuple[list[Any], ...] = tuple(table.tolist() for table in (
             self.instances, self.rental, self.stage_throughput, self.best_throughput,
@@ -176,6 +181,7 @@ class PlacementProblem:
         self.stage_memory = np.full(shape, np.inf)
         self.best_throughput = np.zeros(shape)  # most samples/s within memory and count
         self.least_memory = np.full(shape, np.inf)  # bytes per instance at the most instances
+        rates = []
         for k in range(1, min(int(self.counts.max()), batch) + 1):
             allowed = valid & (k <= self.counts)
             time = batch / k * compute + 2.0 * (k - 1) / k * grads / intra
@@ -187,9 +193,11 @@ class PlacementProblem:
             self.best_throughput = np.where(fits, np.maximum(self.best_throughput, throughput),
                                             self.best_throughput)
             chosen = fits & (throughput >= target) & (self.instances == 0)
+            rates.append(np.unique(throughput[fits & (throughput >= target) & np.isfinite(throughput)]))
             self.instances[chosen] = k
             self.stage_time[chosen] = time[chosen]
             self.stage_memory[chosen] = memory[chosen]
+        self._stage_rates = np.concatenate(rates)
         self.rental = self.instances * self.prices  # per hour, (L+1, L+1, T)
         with np.errstate(divide="ignore"):  # a stage of zero-compute layers (ReLU: flops 0) is never the bottleneck
             self.stage_throughput = np.where(self.instances > 0, batch / self.stage_time, 0.0)
