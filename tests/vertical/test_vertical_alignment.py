@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fedfleet.errors import DataError
-from fedfleet.vertical.alignment import align_ids, salted_hashes
+from fedfleet.vertical.alignment import align_ids, encode_id, salted_hashes
 
 
 def test_digests_hide_raw_ids_and_depend_on_salt() -> None:
@@ -78,3 +78,8 @@ def test_int_and_str_ids_with_the_same_text_do_not_collide() -> None:
     assert salted_hashes([1], "s") != salted_hashes(["1"], "s")
     assert salted_hashes(["1"], "s") != salted_hashes(["s1"], "")
     assert salted_hashes([1], "s") == salted_hashes([1], "s")
+
+
+def test_numpy_scalar_ids_encode_as_the_python_values_they_hold() -> None:
+    assert encode_id(np.str_("train-000001")) == encode_id("train-000001")
+    assert encode_id(np.int64(7)) == encode_id(7) != encode_id("7")

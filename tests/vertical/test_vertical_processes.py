@@ -1,5 +1,5 @@
-"""One process per party over HTTP: parity with the in-process path, resume, split inference,
-malformed messages, and no party process left behind."""
+"""One process per party over HTTP: alignment and training equal to the in-process path, resume,
+split inference, malformed messages, and no party process left behind."""
 
 from __future__ import annotations
 
@@ -18,23 +18,17 @@ from fedfleet.cli.main import main
 from fedfleet.errors import CheckpointError, UpdateRejected
 from fedfleet.vertical.channel import SerializingChannel
 from fedfleet.vertical.config import VerticalConfig, load_vertical_config
-from fedfleet.vertical.federation import (
-    ACTIVE_DIR,
-    DATA_FILE,
-    launch,
-    passive_dir,
-    predict_active,
-    read_party_data,
-    start_passive,
-    stop_all,
-)
+from fedfleet.vertical.data import load_vertical
+from fedfleet.vertical.federation import launch, predict_active, start_passive, stop_all
 from fedfleet.vertical.http import HttpTransport
+from fedfleet.vertical.party_alignment import ALIGNMENT_FILE
+from fedfleet.vertical.party_data import ACTIVE_DIR, DATA_FILE, passive_dir
 from fedfleet.vertical.protocol import Message, PassiveService
-from fedfleet.vertical.study import make_estimator
+from fedfleet.vertical.study import align_splits, make_estimator
 from fedfleet.vertical.trainer import VerticalClassifier
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "vertical" / "digits.yaml"
-TINY = ["data.max_train=400", "data.max_test=120", "train.epochs=3"]
+TINY = ["data.max_train=400", "data.max_test=120", "train.epochs=3", "train.batch_size=16"]
 
 
 def _party_processes(folder: Path) -> list[str]:
@@ -50,12 +44,18 @@ def _party_processes(folder: Path) -> list[str]:
     return found
 
 
-def _in_process(config: VerticalConfig, out: Path) -> VerticalClassifier:
-    """The in-process estimator trained on the very rows the party processes got."""
-    active, _ = read_party_data(out / ACTIVE_DIR / DATA_FILE)
-    passive, _ = read_party_data(out / passive_dir(1) / DATA_FILE)
-    xs, xt = [active["x/train"], passive["x/train"]], [active["x/test"], passive["x/test"]]
-    return make_estimator(config, config.model.lipschitz).fit(xs, active["y/train"], 10, (xt, active["y/test"]))
+def _aligned_in_process(config: VerticalConfig) -> tuple[list[torch.Tensor], torch.Tensor, list[torch.Tensor],
+                                                         torch.Tensor, dict[str, Any]]:
+    d = config.data
+    data = load_vertical(d.dataset, d.num_parties, d.columns_per_party, d.overlap, d.max_train, d.max_test,
+                         config.seed, d.root)
+    return align_splits(config, data)
+
+
+def _in_process(config: VerticalConfig) -> VerticalClassifier:
+    """The in-process estimator, aligned and trained in one process on the same data set."""
+    xs, y, xt, yt, _ = _aligned_in_process(config)
+    return make_estimator(config, config.model.lipschitz).fit(xs, y, 10, (xt, yt))
 
 
 def _max_difference(estimator: VerticalClassifier, out: Path) -> float:
@@ -75,7 +75,21 @@ def trained(
     config = load_vertical_config(CONFIG, TINY)
     (out / "config.yaml").write_text(json.dumps(config.model_dump()))
     summary = launch(config, out / "config.yaml", out)
-    yield config, out, summary, _in_process(config, out)
+    yield config, out, summary, _in_process(config)
+
+
+def test_two_party_processes_align_the_in_process_rows(trained) -> None:  # type: ignore[no-untyped-def]
+    config, out, summary, _ = trained
+    _, _, _, _, alignments = _aligned_in_process(config)
+    for party, folder in enumerate((ACTIVE_DIR, passive_dir(1))):
+        rows = load_file(str(out / folder / ALIGNMENT_FILE))  # each party's own rows, in the common order
+        for split, (alignment, _) in alignments.items():
+            assert rows[split].tolist() == alignment.rows[party].tolist()
+    assert alignments["train"][0].overlap < alignments["train"][0].party_sizes[0]  # alignment dropped rows
+    in_process = [sum(getattr(channel, f"bytes_{way}") for _, channel in alignments.values()) for way in ("up", "down")]
+    assert [summary["alignment_bytes_up"], summary["alignment_bytes_down"]] == in_process
+    assert summary["bytes_up_total"] == summary["bytes_up"] + summary["alignment_bytes_up"]
+    assert summary["alignment_wall_time_s"] > 0 and summary["alignment_method"] == "psi"
 
 
 def test_two_party_processes_train_the_in_process_model(trained) -> None:  # type: ignore[no-untyped-def]
@@ -103,7 +117,7 @@ def test_resume_from_every_party_checkpoint_equals_an_uninterrupted_run(tmp_path
     run = _copy(out, tmp_path / "run")
     longer = load_vertical_config(CONFIG, [*TINY, "train.epochs=4"])
     (run / "config.yaml").write_text(json.dumps(longer.model_dump()))
-    uninterrupted = _in_process(longer, run)
+    uninterrupted = _in_process(longer)
     assert _max_difference(uninterrupted, run) > 1e-4  # the copy is one epoch short
     resumed = launch(longer, run / "config.yaml", run, resume=True)
     assert _max_difference(uninterrupted, run) <= 1e-6
@@ -117,10 +131,10 @@ def test_resume_from_every_party_checkpoint_equals_an_uninterrupted_run(tmp_path
 
 
 def test_resume_refuses_a_passive_checkpoint_from_another_epoch(tmp_path: Path, trained) -> None:  # type: ignore[no-untyped-def]
-    _, out, _, _ = trained
+    config, out, _, _ = trained
     run = _copy(out, tmp_path / "run")
-    tables = {key[2:]: x for key, x in read_party_data(run / passive_dir(1) / DATA_FILE)[0].items()}
-    service = PassiveService(1, tables, SerializingChannel(), run / passive_dir(1))
+    xs, _, xt, _, _ = _aligned_in_process(config)
+    service = PassiveService(1, {"train": xs[1], "test": xt[1]}, SerializingChannel(), run / passive_dir(1))
     settings = json.loads((run / ACTIVE_DIR / "checkpoint" / "state.json").read_text())
     setup = {"feature_dims": [32, 32], "num_classes": 10, "seed": 0, "lr": 0.05, "momentum": 0.9,
              "sizes": {"embedding_dim": 8, "bottom_hidden": 32, "interaction_dim": 16, "top_hidden": 16}}
@@ -134,9 +148,8 @@ def test_resume_refuses_a_passive_checkpoint_from_another_epoch(tmp_path: Path, 
 
 def test_split_inference_from_the_party_model_files(tmp_path: Path, trained) -> None:  # type: ignore[no-untyped-def]
     config, out, _, estimator = trained
-    active, _ = read_party_data(out / ACTIVE_DIR / DATA_FILE)
-    passive, _ = read_party_data(out / passive_dir(1) / DATA_FILE)
-    expected = estimator.predict_logits([active["x/test"], passive["x/test"]])
+    _, _, xt, _, _ = _aligned_in_process(config)
+    expected = estimator.predict_logits(xt)
     process, url = start_passive(out / passive_dir(1) / DATA_FILE, out / passive_dir(1), idle_timeout=60)
     try:
         logits = predict_active(config, out / ACTIVE_DIR / DATA_FILE, out / ACTIVE_DIR, [url])

@@ -33,8 +33,12 @@ class InsecureAlignmentWarning(UserWarning):
 def encode_id(entity: Hashable) -> bytes:
     """The bytes an ID is hashed as: its type name and its text, each length-prefixed.
 
-    So ``1`` and ``"1"`` differ, and no two (type, text) pairs share an encoding.
+    So ``1`` and ``"1"`` differ, and no two (type, text) pairs share an encoding. A NumPy
+    scalar is encoded as the Python value it holds (``np.str_("a")`` as ``"a"``), so an ID
+    read back from a party's data file matches the one it was written from.
     """
+    if isinstance(entity, np.generic):
+        entity = entity.item()
     kind = type(entity).__qualname__.encode()
     text = str(entity).encode()
     return len(kind).to_bytes(4, "big") + kind + len(text).to_bytes(8, "big") + text

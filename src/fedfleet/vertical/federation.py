@@ -1,19 +1,20 @@
-"""One process per party: each holds only its own columns, model part, files and checkpoint.
+"""One process per party: each holds only its own IDs, columns, model part, files and checkpoint.
 
 Folder layout of a run (``--out DIR``)::
 
     config.yaml  summary.json
-    party-active/     data.safetensors  model.safetensors  checkpoint/  summary.json  metrics.jsonl
-    party-passive-0/  data.safetensors  model.safetensors  checkpoint/      (passive party 1)
+    party-active/     data.safetensors  alignment.safetensors  model.safetensors  checkpoint/
+                      summary.json  metrics.jsonl
+    party-passive-0/  data.safetensors  alignment.safetensors  model.safetensors  checkpoint/   (party 1)
 
-A party's ``data.safetensors`` holds its aligned columns per split (``x/train``, ``x/test``;
-the active party also ``y/train``, ``y/test``) and, as metadata, its party number (and the
-number of classes for the active party). :func:`run_passive` serves
-:class:`~fedfleet.vertical.protocol.PassiveService` over HTTP; :func:`run_active` drives the
+A party's ``data.safetensors`` is its own unaligned table (:mod:`~fedfleet.vertical.party_data`:
+sample IDs and columns per split; labels for the active party). :func:`run_passive` serves
+:class:`~fedfleet.vertical.protocol.PassiveService` over HTTP, first aligning with the active
+party (:mod:`~fedfleet.vertical.party_alignment`); :func:`run_active` aligns, then drives the
 same training loop as the in-process path (:func:`~fedfleet.vertical.trainer.train_parties`)
 through :class:`~fedfleet.vertical.http.HttpTransport` links; :func:`predict_active` is split
-inference from the party model files; :func:`launch` aligns the data, writes the party folders
-and runs every party as its own OS process on localhost.
+inference from the party model files; :func:`launch` writes the party folders and runs every
+party as its own OS process on localhost.
 """
 
 from __future__ import annotations
@@ -27,80 +28,52 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 from fedfleet.errors import DataError, UpdateRejected
 from fedfleet.threads import torch_threads
-from fedfleet.vertical.channel import SerializingChannel
+from fedfleet.vertical.channel import Channel, SerializingChannel
 from fedfleet.vertical.checkpoint import load_part, save_part
 from fedfleet.vertical.config import VerticalConfig
-from fedfleet.vertical.data import load_vertical
+from fedfleet.vertical.data import VerticalData, load_vertical
 from fedfleet.vertical.http import HttpTransport, serve
 from fedfleet.vertical.model import SplitModel, build_split_model
 from fedfleet.vertical.parties import ActiveParty, sgd
+from fedfleet.vertical.party_alignment import AlignmentService, align_with_peers, save_rows
+from fedfleet.vertical.party_data import ACTIVE_DIR, DATA_FILE, passive_dir, read_party_data, write_party_data
 from fedfleet.vertical.protection import GradientNoise
 from fedfleet.vertical.protocol import PassiveLink, PassiveService
-from fedfleet.vertical.study import align_splits
 from fedfleet.vertical.trainer import scores, split_logits, train_parties
 
 Progress = Callable[[str], None]
-ACTIVE_DIR = "party-active"
-DATA_FILE = "data.safetensors"
 
 
-def passive_dir(index: int) -> str:
-    """Folder name of passive party ``index`` (1-based): ``party-passive-<index - 1>``."""
-    return f"party-passive-{index - 1}"
+def write_parties(out: Path, data: VerticalData) -> list[Path]:
+    """Write each party's own unaligned table (IDs, columns; labels for the active party) to its folder.
 
-
-def write_party_data(out: Path, xs: Sequence[torch.Tensor], y: torch.Tensor, xt: Sequence[torch.Tensor],
-                     yt: torch.Tensor, num_classes: int) -> list[Path]:
-    """Write each party's aligned columns to its own folder; returns the data files, active first."""
-    paths = []
-    for index, (x_train, x_test) in enumerate(zip(xs, xt, strict=True)):
-        folder = out / (ACTIVE_DIR if index == 0 else passive_dir(index))
-        folder.mkdir(parents=True, exist_ok=True)
-        tensors = {"x/train": x_train, "x/test": x_test}
-        metadata = {"party": str(index)}
-        if index == 0:
-            tensors |= {"y/train": y, "y/test": yt}
-            metadata["num_classes"] = str(num_classes)
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(folder / DATA_FILE), metadata=metadata)
-        paths.append(folder / DATA_FILE)
-    return paths
-
-
-def read_party_data(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors, metadata) of a party data file.
-
-    Raises
-    ------
-    DataError
-        If the file is missing, damaged, or lacks its party number.
+    Returns the data files, active party first.
     """
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
-    except FileNotFoundError:
-        raise DataError(f"party data file {path} is missing; "
-                        "write the party folders with fedfleet vertical --transport http") from None
-    except (SafetensorError, OSError) as exc:
-        raise DataError(f"party data file {path} is damaged ({exc})") from None
-    if not metadata.get("party", "").isdigit() or not any(key.startswith("x/") for key in tensors):
-        raise DataError(f"{path} is not a party data file (no 'party' metadata or no x/<split> columns)")
-    return tensors, metadata
+    paths = []
+    for index, (train, test) in enumerate(zip(data.train.tables, data.test.tables, strict=True)):
+        folder = out / (ACTIVE_DIR if index == 0 else passive_dir(index))
+        labels = {"train": data.train.labels, "test": data.test.labels} if index == 0 else None
+        paths.append(write_party_data(folder / DATA_FILE, index, {"train": train.x, "test": test.x},
+                                      {"train": train.ids, "test": test.ids}, labels, len(data.classes)))
+    return paths
 
 
 def run_passive(data: Path, directory: Path, host: str, port: int, announce: Progress,
                 idle_timeout: float = 600.0) -> None:
-    """Serve one passive party from its data file until the active party says stop."""
-    tensors, metadata = read_party_data(data)
+    """Serve one passive party from its own data file until the active party says stop.
+
+    The party first aligns its rows with the active party (its IDs never leave it), then trains.
+    """
+    tensors, ids, metadata = read_party_data(data)
     tables = {key[2:]: value.float() for key, value in tensors.items() if key.startswith("x/")}
     directory.mkdir(parents=True, exist_ok=True)
-    service = PassiveService(int(metadata["party"]), tables, SerializingChannel(), directory)
+    index = int(metadata["party"])
+    service = PassiveService(index, {}, SerializingChannel(), directory,
+                             aligner=AlignmentService(index, ids, tables, directory))
     with torch_threads(1):
         serve(service, host, port, announce, idle_timeout)
 
@@ -134,24 +107,45 @@ def _links(config: VerticalConfig, peers: Sequence[str]) -> list[PassiveLink]:
             for index, url in enumerate(peers, start=1)]
 
 
+def _aligned(config: VerticalConfig, data: Path, directory: Path, links: Sequence[PassiveLink],
+             splits: Sequence[str]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], Channel, int]:
+    """Align ``splits`` with every passive party: (features, labels, alignment channel, classes) per split."""
+    tensors, ids, metadata = read_party_data(data)
+    missing = [split for split in splits if f"x/{split}" not in tensors or f"y/{split}" not in tensors]
+    if missing or "num_classes" not in metadata:
+        raise DataError(f"{data} is not the active party's data file (no labels or columns for {missing}, "
+                        f"or no num_classes); choose from {sorted(ids)}")
+    channel = SerializingChannel()
+    rows = {split: align_with_peers(links, split, ids[split], config.alignment, channel) for split in splits}
+    save_rows(directory, rows)
+    xs = {split: tensors[f"x/{split}"].float()[torch.from_numpy(r)] for split, r in rows.items()}
+    ys = {split: tensors[f"y/{split}"][torch.from_numpy(r)] for split, r in rows.items()}
+    return xs, ys, channel, int(metadata["num_classes"])
+
+
 def run_active(config: VerticalConfig, data: Path, directory: Path, peers: Sequence[str], resume: bool = False,
                progress: Progress = lambda message: None) -> dict[str, Any]:
-    """Train as the active party with the passive parties at ``peers`` (URLs, party order).
+    """Align with, then train with, the passive parties at ``peers`` (URLs, party order).
 
-    Writes ``model.safetensors``, ``checkpoint/`` (after every epoch; every passive party
-    checkpoints at the same time), ``metrics.jsonl`` and ``summary.json`` to ``directory``;
-    with ``resume`` it continues from the checkpoints there and at every passive party.
-    Returns the summary.
+    Each split is aligned as ``config.alignment`` says (each passive party holds only its
+    own IDs; see :mod:`~fedfleet.vertical.party_alignment`), also on resume. Writes
+    ``alignment.safetensors``, ``model.safetensors``, ``checkpoint/`` (after every epoch;
+    every passive party checkpoints at the same time), ``metrics.jsonl`` and
+    ``summary.json`` to ``directory``; with ``resume`` it continues from the checkpoints
+    there and at every passive party. Returns the summary.
     """
     if config.train.channel != "serializing":
         raise UpdateRejected("train.channel=identity cannot cross a network; use train.channel=serializing")
-    tensors, metadata = read_party_data(data)
-    x, y, xt, yt = (tensors[key] for key in ("x/train", "y/train", "x/test", "y/test"))
+    directory.mkdir(parents=True, exist_ok=True)
     links = _links(config, peers)
     start = time.perf_counter()
     with torch_threads(config.train.threads):
-        model, settings = _active_model(config, links, x, {"train": len(y), "test": len(yt)},
-                                        int(metadata["num_classes"]))
+        xs, ys, alignment, num_classes = _aligned(config, data, directory, links, ("train", "test"))
+        aligned_at = time.perf_counter()
+        x, y, xt, yt = xs["train"], ys["train"], xs["test"], ys["test"]
+        progress(f"aligned {len(y)} training and {len(yt)} test samples with {len(links)} passive parties "
+                 f"by {config.alignment.method}")
+        model, settings = _active_model(config, links, x, {"train": len(y), "test": len(yt)}, num_classes)
         optimizer = sgd([model.bottoms[0], model.interaction, model.top], config.train.lr, config.train.momentum)
         state: dict[str, Any] = {"epoch": 0, "history": []}
         if resume:
@@ -184,11 +178,17 @@ def run_active(config: VerticalConfig, data: Path, directory: Path, peers: Seque
     summary = {
         "final_accuracy": history[-1]["test_accuracy"] if history else None,
         "epochs": len(history),
-        "wall_time_s": time.perf_counter() - start,
+        "wall_time_s": time.perf_counter() - aligned_at,
+        "alignment_wall_time_s": aligned_at - start,
         "certified_bound": model.passive_lipschitz_bound(),
         **{key: history[-1][key] for key in ("bytes_up", "bytes_down", "bytes_eval_up", "bytes_eval_down")},
         "wire_bytes_sent": sum(t.wire_bytes_sent for t in transports if isinstance(t, HttpTransport)),
         "wire_bytes_received": sum(t.wire_bytes_received for t in transports if isinstance(t, HttpTransport)),
+        "alignment_method": config.alignment.method,
+        "alignment_bytes_up": alignment.bytes_up,
+        "alignment_bytes_down": alignment.bytes_down,
+        "bytes_up_total": history[-1]["bytes_up"] + alignment.bytes_up if history else None,
+        "bytes_down_total": history[-1]["bytes_down"] + alignment.bytes_down if history else None,
     }
     (directory / "metrics.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in history))
     (directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -197,19 +197,18 @@ def run_active(config: VerticalConfig, data: Path, directory: Path, peers: Seque
 
 def predict_active(config: VerticalConfig, data: Path, directory: Path, peers: Sequence[str],
                    split: str = "test") -> torch.Tensor:
-    """Split inference from the party model files: logits (rows, classes) for ``split``'s rows.
+    """Split inference from the party model files: logits (rows, classes) for ``split``'s common rows.
 
-    The active party loads ``directory/model.safetensors``; each passive party at ``peers``
-    loads its own and sends its embeddings of the rows; the predictions stay here.
+    The parties first align ``split`` (as in training); the active party loads
+    ``directory/model.safetensors``; each passive party at ``peers`` loads its own and sends
+    its embeddings of the rows; the predictions stay here, in the order of the active
+    party's ``alignment.safetensors``.
     """
-    tensors, metadata = read_party_data(data)
-    if f"x/{split}" not in tensors:
-        raise DataError(f"{data} holds no {split!r} rows; choose --split from "
-                        f"{sorted(k[2:] for k in tensors if k.startswith('x/'))}")
-    x = tensors[f"x/{split}"]
     links = _links(config, peers)
     with torch_threads(config.train.threads):
-        model, settings = _active_model(config, links, x, {split: len(x)}, int(metadata["num_classes"]))
+        xs, _, _, num_classes = _aligned(config, data, directory, links, (split,))
+        x = xs[split]
+        model, settings = _active_model(config, links, x, {split: len(x)}, num_classes)
         load_part(directory, model, None, checkpoint=False)
         for link in links:
             link.setup({**settings, "mode": "predict"})
@@ -276,30 +275,26 @@ def run_processes(config_file: Path, out: Path, num_passive: int, resume: bool =
 
 def launch(config: VerticalConfig, config_file: Path, out: Path, resume: bool = False,
            progress: Progress = lambda message: None) -> dict[str, Any]:
-    """Align the data, write the party folders in ``out`` and train with one process per party.
+    """Write each party's own data file in ``out`` and run every party as its own process.
 
-    ``config_file`` is the resolved config the active party reads. With ``resume`` the party
-    folders already exist and every party continues from its own checkpoint.
+    The data set is split into the parties' unaligned tables (a simulation of parties that
+    each bring their own file); this process then only starts the parties and reads the
+    active party's summary: alignment and training run between the party processes.
+    ``config_file`` is the resolved config the active party reads. With ``resume`` the
+    party folders already exist and every party continues from its own checkpoint.
     """
     start = time.perf_counter()
-    alignment_file = out / "alignment.json"
     if not resume:
         d = config.data
         data = load_vertical(d.dataset, d.num_parties, d.columns_per_party, d.overlap, d.max_train, d.max_test,
                              config.seed, d.root)
-        xs, y, xt, yt, alignments = align_splits(config, data)
-        write_party_data(out, xs, y, xt, yt, len(data.classes))
-        alignment_file.write_text(json.dumps({
-            "alignment_bytes_up": sum(channel.bytes_up for _, channel in alignments.values()),
-            "alignment_bytes_down": sum(channel.bytes_down for _, channel in alignments.values())}))
-        progress(f"aligned {len(y)} training and {len(yt)} test samples; party folders in {out}")
-    elif not alignment_file.exists():
+        write_parties(out, data)
+        progress(f"each party's own data file written to its folder in {out}")
+    elif not (out / ACTIVE_DIR / DATA_FILE).exists():
         raise DataError(f"{out} holds no party folders to resume; run without --resume first")
-    progress(f"training with one process per party ({config.data.num_parties} processes, HTTP on localhost)")
+    progress(f"aligning and training with one process per party ({config.data.num_parties} processes, "
+             "HTTP on localhost)")
     summary = run_processes(config_file, out, config.data.num_parties - 1, resume)
-    alignment = json.loads(alignment_file.read_text())
-    summary |= {**alignment, "transport": "http", "launch_wall_time_s": time.perf_counter() - start,
-                "bytes_up_total": summary["bytes_up"] + alignment["alignment_bytes_up"],
-                "bytes_down_total": summary["bytes_down"] + alignment["alignment_bytes_down"]}
+    summary |= {"transport": "http", "launch_wall_time_s": time.perf_counter() - start}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -15,6 +15,9 @@ active -> passive       header                     passive -> active
 ``stop``                --                         --
 ======================  =========================  ===================================
 
+Before ``hello`` the parties align their rows with ``align``, ``positions`` and ``size``
+(:mod:`fedfleet.vertical.party_alignment`), which a service with an :class:`Aligner` answers.
+
 :class:`PassiveService` is the passive party's side: it answers one message at a time.
 :class:`PassiveLink` is the active party's handle on one passive party: it sends messages
 through a transport (any callable ``Message -> Message``), counts every payload in its
@@ -32,7 +35,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -43,7 +46,8 @@ from fedfleet.vertical.checkpoint import load_part, save_part
 from fedfleet.vertical.model import build_split_model
 from fedfleet.vertical.parties import PassiveParty, sgd
 
-KINDS = ("hello", "setup", "embed", "gradient", "checkpoint", "stop")
+ALIGN_KINDS = ("align", "positions", "size")
+KINDS = ("hello", "setup", "embed", "gradient", "checkpoint", "stop", *ALIGN_KINDS)
 MAX_HEADER = 1 << 16  # bytes of JSON header a party accepts
 
 
@@ -57,6 +61,13 @@ class Message:
 
 
 Transport = Callable[[Message], Message]
+
+
+class Aligner(Protocol):
+    """Answers a passive party's alignment messages (:data:`ALIGN_KINDS`)."""
+
+    def handle(self, message: Message) -> tuple[Message, dict[str, torch.Tensor]]:
+        """The reply, and the splits it aligned (features in the common order)."""
 
 
 def pack(message: Message) -> bytes:
@@ -134,12 +145,17 @@ class PassiveService:
     party : PassiveParty, optional
         An already built party (in-process runs share the split model); otherwise ``setup``
         builds it from the settings the active party sends.
+    aligner : Aligner, optional
+        Aligns the party's own table with the active party's first; each split it aligns
+        joins ``tables``.
     """
 
     def __init__(self, index: int, tables: Mapping[str, torch.Tensor], codec: Channel,
-                 directory: Path | None = None, party: PassiveParty | None = None) -> None:
+                 directory: Path | None = None, party: PassiveParty | None = None,
+                 aligner: Aligner | None = None) -> None:
         self.index = index
         self.tables = dict(tables)
+        self.aligner = aligner
         self.codec = codec
         self.directory = directory
         self.party = party
@@ -154,6 +170,12 @@ class PassiveService:
         UpdateRejected
             For an unknown kind, a malformed header or payload, or a message out of order.
         """
+        if message.kind in ALIGN_KINDS:
+            if self.aligner is None:
+                raise UpdateRejected(f"party {self.index} holds aligned rows already; it takes no {message.kind!r}")
+            reply, aligned = self.aligner.handle(message)
+            self.tables.update(aligned)
+            return reply
         if message.kind == "hello":
             return Message("reply", {"index": self.index, "features": self._features(),
                                      "rows": {name: len(x) for name, x in self.tables.items()}})
@@ -178,6 +200,8 @@ class PassiveService:
         raise UpdateRejected(f"message kind {message.kind!r} is unknown; expected one of: {', '.join(KINDS)}")
 
     def _features(self) -> int:
+        if not self.tables:
+            raise UpdateRejected(f"party {self.index} holds no aligned rows yet; the active party must align first")
         return int(self.tables["train"].shape[1]) if "train" in self.tables else int(
             next(iter(self.tables.values())).shape[1])
 

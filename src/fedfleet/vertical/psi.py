@@ -26,7 +26,7 @@ party learns only the number of common IDs and sends that number down.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -99,6 +99,11 @@ class PsiPassive:
     def distinct(self) -> int:
         """Number of distinct IDs the party holds."""
         return len(self._encoded)
+
+    @property
+    def reveals(self) -> bool:
+        """Whether this server runs the protocol that reveals the intersection (not only its size)."""
+        return self._reveal
 
     def respond(self, request: bytes, what: str) -> tuple[bytes, bytes]:
         """(setup, response) for the active party's ``request``."""
@@ -173,17 +178,77 @@ class PsiActive:
             return int(self._client.GetIntersectionSize(parsed_setup, parsed_response))
 
 
-def _run_pair(active: PsiActive, passive: PsiPassive, party: int, channel: Channel) -> tuple[bytes, bytes]:
-    request = channel.send_bytes(active.request(), "down", f"PSI request to party {party}")
-    setup, response = passive.respond(request, f"PSI request to party {party}")
-    return (channel.send_bytes(setup, "up", f"PSI setup from party {party}"),
-            channel.send_bytes(response, "up", f"PSI response from party {party}"))
+Exchange = Callable[[bytes], tuple[bytes, bytes]]
+"""Delivers a PSI request to one passive party and returns its (setup, response), both counted."""
 
 
-def _active_encoded(party_ids: Sequence[Sequence[Hashable]]) -> dict[bytes, int]:
+def local_exchange(passive: PsiPassive, party: int, channel: Channel) -> Exchange:
+    """An exchange with a passive party in this process: the messages still go through ``channel``."""
+    def exchange(request: bytes) -> tuple[bytes, bytes]:
+        received = channel.send_bytes(request, "down", f"PSI request to party {party}")
+        setup, response = passive.respond(received, f"PSI request to party {party}")
+        return (channel.send_bytes(setup, "up", f"PSI setup from party {party}"),
+                channel.send_bytes(response, "up", f"PSI response from party {party}"))
+    return exchange
+
+
+def active_encoded(ids: Sequence[Hashable]) -> dict[bytes, int]:
+    """The active party's distinct encoded IDs, each with its first row."""
+    return first_rows([encode_id(entity) for entity in ids])
+
+
+def psi_common(encoded: Sequence[bytes], salt: str, exchanges: Sequence[Exchange]) -> tuple[
+        list[int], list[list[int]], list[str]]:
+    """The active party's side of :func:`psi_align` against every passive party.
+
+    Parameters
+    ----------
+    encoded : sequence of bytes
+        The active party's distinct encoded IDs.
+    salt : str
+        Orders the common samples (by their salted digests); never sent.
+    exchanges : sequence of Exchange
+        One per passive party, in party order.
+
+    Returns
+    -------
+    tuple
+        (indices into ``encoded`` in the common order, for each passive party the setup
+        positions to send it in that order, the common salted digests in that order).
+
+    Raises
+    ------
+    DataError
+        If a passive party shares no sample with the active party, or no sample is common
+        to all parties.
+    """
+    matches = []
+    for party, exchange in enumerate(exchanges, start=1):
+        active = PsiActive(encoded)
+        match = active.matches(*exchange(active.request()), f"PSI reply from party {party}")
+        if not match:
+            raise DataError(
+                f"party {party} shares no sample ID with the active party; check that both use the same IDs"
+            )
+        matches.append(match)
+    common = set.intersection(*(set(match) for match in matches))
+    if not common:
+        raise DataError("no sample ID is held by every party; nothing to train on")
+    indices = sorted(common)
+    digest = dict(zip(indices, digest_encoded([encoded[i] for i in indices], salt), strict=True))
+    order = sorted(indices, key=digest.__getitem__)
+    return order, [[match[i] for i in order] for match in matches], [digest[i] for i in order]
+
+
+def psi_size(encoded: Sequence[bytes], exchange: Exchange, party: int) -> int:
+    """The number of distinct IDs one passive party shares with the active party (size-only protocol)."""
+    active = PsiActive(encoded, False)
+    return active.size(*exchange(active.request()), f"PSI reply from party {party}")
+
+
+def _check_parties(party_ids: Sequence[Sequence[Hashable]]) -> None:
     if len(party_ids) < 2:
         raise DataError("alignment needs at least two parties (an active and a passive one)")
-    return first_rows([encode_id(entity) for entity in party_ids[0]])
 
 
 def psi_align(party_ids: Sequence[Sequence[Hashable]], salt: str, channel: Channel) -> Alignment:
@@ -211,31 +276,19 @@ def psi_align(party_ids: Sequence[Sequence[Hashable]], salt: str, channel: Chann
     UpdateRejected
         If a message is malformed.
     """
-    first = _active_encoded(party_ids)
+    _check_parties(party_ids)
+    first = active_encoded(party_ids[0])
     encoded = list(first)
     passives = [PsiPassive(ids) for ids in party_ids[1:]]
-    matches = []
-    for party, passive in enumerate(passives, start=1):
-        active = PsiActive(encoded)
-        match = active.matches(*_run_pair(active, passive, party, channel), f"PSI reply from party {party}")
-        if not match:
-            raise DataError(
-                f"party {party} shares no sample ID with the active party; check that both use the same IDs"
-            )
-        matches.append(match)
-    common = set.intersection(*(set(match) for match in matches))
-    if not common:
-        raise DataError("no sample ID is held by every party; nothing to train on")
-    indices = sorted(common)
-    digest = dict(zip(indices, digest_encoded([encoded[i] for i in indices], salt), strict=True))
-    order = sorted(indices, key=digest.__getitem__)
+    exchanges = [local_exchange(passive, party, channel) for party, passive in enumerate(passives, start=1)]
+    order, positions, digests = psi_common(encoded, salt, exchanges)
     rows = [np.array([first[encoded[i]] for i in order], dtype=np.int64)]
-    for party, (passive, match) in enumerate(zip(passives, matches, strict=True), start=1):
+    for party, (passive, chosen) in enumerate(zip(passives, positions, strict=True), start=1):
         what = f"row positions for party {party}"
-        rows.append(passive.rows(channel.send_bytes(encode_positions([match[i] for i in order]), "down", what), what))
+        rows.append(passive.rows(channel.send_bytes(encode_positions(chosen), "down", what), what))
     return Alignment(
         rows=tuple(rows),
-        digests=tuple(digest[i] for i in order),
+        digests=tuple(digests),
         party_sizes=tuple(len(ids) for ids in party_ids),
         duplicates=(len(party_ids[0]) - len(encoded),
                     *(len(ids) - passive.distinct for ids, passive in zip(party_ids[1:], passives, strict=True))),
@@ -248,11 +301,11 @@ def psi_overlap_sizes(party_ids: Sequence[Sequence[Hashable]], channel: Channel)
     Each pair runs the size-only protocol; the active party sends the count down
     (8 bytes). The count over all parties at once is not available this way.
     """
-    encoded = list(_active_encoded(party_ids))
+    _check_parties(party_ids)
+    encoded = list(active_encoded(party_ids[0]))
     sizes = []
     for party, ids in enumerate(party_ids[1:], start=1):
-        active, passive = PsiActive(encoded, False), PsiPassive(ids, False)
-        size = active.size(*_run_pair(active, passive, party, channel), f"PSI reply from party {party}")
+        size = psi_size(encoded, local_exchange(PsiPassive(ids, False), party, channel), party)
         received = channel.send_bytes(size.to_bytes(8, "little"), "down", f"overlap size for party {party}")
         sizes.append(int.from_bytes(received, "little"))
     return sizes
