@@ -52,7 +52,7 @@ def test_unknown_config_key_is_a_one_line_error(capsys):
     assert code == 2
     assert err.strip() == ("error: unknown config key 'rule.max_acc'; check its spelling; "
                            "keys allowed here: name, max_original_accuracy, max_attack_ssim, max_attacker_accuracy, "
-                           "require_qualified")
+                           "require_qualified, max_linkage")
 
 
 def test_unmeetable_rule_is_a_one_line_error_naming_the_best(tmp_path, capsys):

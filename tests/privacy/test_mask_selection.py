@@ -94,7 +94,8 @@ def test_bad_selector_settings_are_config_errors(parts, setting, message):
 
 WEAK_AND_FAIR = [MaskKey("sign", 6, "sign_flip", index=0), MaskKey("noise", 7, "blend", index=1),
                  MaskKey("noise", 9, "multiply", index=2)]
-ATTACK_RULE = MaskRule("constrained", max_original_accuracy=0.5, max_attack_ssim=None, max_attacker_accuracy=0.6)
+ATTACK_RULE = MaskRule("constrained", max_original_accuracy=0.5, max_attack_ssim=None, max_attacker_accuracy=0.6,
+                       max_linkage=None)  # the attacker cap alone
 
 
 @pytest.fixture(scope="module")

@@ -66,9 +66,10 @@ class MaskRuleConfig(ConfigSection):
     max_attack_ssim: float | None = Field(0.5, ge=-1, le=1)  # cap on the worst attack's SSIM; null: none
     max_attacker_accuracy: float | None = Field(0.3, ge=0, le=1)  # cap on the best attacker's accuracy; null: none
     require_qualified: bool = False  # no candidate qualifies: false takes the least bad with a warning, true exits 2
+    max_linkage: float | None = Field(0.05, ge=0, le=1)  # cap on the worst linkage rate; null: none
 
 
-AttackKind = Literal["average", "linear", "network", "known_plaintext", "invariant"]
+AttackKind = Literal["average", "linear", "network", "known_plaintext", "invariant", "distribution", "decoder"]
 
 
 class MaskAttackConfig(ConfigSection):
@@ -77,6 +78,7 @@ class MaskAttackConfig(ConfigSection):
     hidden: int = Field(256, ge=1)  # hidden units of the network attack
     epochs: int = Field(5, ge=1)  # training epochs of the network attack
     known_pairs: int = Field(1, ge=1)  # (clear, encrypted) pairs the known-plaintext attacker holds
+    decoder_epochs: int = Field(10, ge=1)  # training epochs of the convolutional decoder attack
 
 
 class MaskJobConfig(ConfigSection):

@@ -145,13 +145,14 @@ def run_mask_job(config: MaskJobConfig, progress: Progress = _quiet) -> MaskJobR
     progress(f"loaded {config.data.dataset}: {len(data.train)} training, {len(data.validation)} validation images")
     progress(f"training the original and encrypted models; scoring {len(keys)} candidate masks")
     r, a = config.rule, config.attacks
-    rule = MaskRule(r.name, r.max_original_accuracy, r.max_attack_ssim, r.max_attacker_accuracy, r.require_qualified)
+    rule = MaskRule(r.name, r.max_original_accuracy, r.max_attack_ssim, r.max_attacker_accuracy, r.require_qualified,
+                    r.max_linkage)
     selector = EncryptionMaskSelector(
         keys, rule, model=config.model.name, original_models=tuple(config.original_models),
         epochs=config.model.epochs, batch_size=config.model.batch_size, lr=config.model.lr,
         encrypted_training=config.encrypted_training, per_image=config.keys == "per_image",
         attacks=tuple(a.kinds), attack_keys=a.keys,
-        attack_hidden=a.hidden, attack_epochs=a.epochs, known_pairs=a.known_pairs,
+        attack_hidden=a.hidden, attack_epochs=a.epochs, decoder_epochs=a.decoder_epochs, known_pairs=a.known_pairs,
         n_examples=config.examples, random_state=config.seed,
     ).fit(data.train, data.validation, data.public)
     if selector.warning_ is not None:

@@ -69,9 +69,9 @@ class EncryptionMaskSelector:
         mask of it (:class:`~fedfleet.privacy.keys.PerImageMask`).
     attacks : sequence of str
         Attacks of the suite run against every candidate (:data:`fedfleet.privacy.suite.SUITE`).
-    attack_keys, attack_hidden, attack_epochs, known_pairs : int
-        Keys drawn by the inverse attacker, its network's width and epochs, and the
-        known-plaintext attacker's pairs.
+    attack_keys, attack_hidden, attack_epochs, decoder_epochs, known_pairs : int
+        Keys drawn by the inverse attacker, its network's width and epochs, the
+        convolutional decoder's epochs, and the known-plaintext attacker's pairs.
     n_examples : int
         Validation images whose encryptions and reconstructions are kept for figures.
     random_state : int
@@ -124,6 +124,7 @@ class EncryptionMaskSelector:
         attack_keys: int = 8,
         attack_hidden: int = 256,
         attack_epochs: int = 5,
+        decoder_epochs: int = 10,
         known_pairs: int = 1,
         n_examples: int = 8,
         random_state: int = 0,
@@ -141,6 +142,7 @@ class EncryptionMaskSelector:
         self.attack_keys = attack_keys
         self.attack_hidden = attack_hidden
         self.attack_epochs = attack_epochs
+        self.decoder_epochs = decoder_epochs
         self.known_pairs = known_pairs
         self.n_examples = n_examples
         self.random_state = random_state
@@ -195,7 +197,7 @@ class EncryptionMaskSelector:
         check_images(public.x, shape)
         self.suite_ = AttackSuite(
             self.attacks, n_keys=self.attack_keys, hidden=self.attack_hidden, epochs=self.attack_epochs,
-            known_pairs=self.known_pairs, random_state=self.random_state,
+            decoder_epochs=self.decoder_epochs, known_pairs=self.known_pairs, random_state=self.random_state,
         ).fit(public.x, public.y, self.keys)
         self.masks_ = [PerImageMask.fresh(key, shape, public.x) if self.per_image else
                        Mask.from_key(key, shape, public.x) for key in self.keys]
@@ -226,6 +228,7 @@ class EncryptionMaskSelector:
                 attack_psnr=figures.psnr,
                 original_accuracies=originals,
                 attacker_accuracy=figures.accuracy,
+                linkage=figures.linkage,
             ))
             self.examples_.append({"clear": clear[shown], "encrypted": encrypted[shown],
                                    **{kind: image[shown] for kind, image in figures.reconstructions.items()}})
