@@ -4,7 +4,9 @@ split inference, malformed messages, and no party process left behind."""
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,6 +182,10 @@ def test_a_malformed_message_is_refused_with_one_line(trained) -> None:  # type:
             urllib.request.urlopen(request, timeout=10)
         assert info.value.code == 400 and info.value.read().decode() == \
             "message header is not UTF-8 JSON; not a fedfleet vertical message"
+        address = urllib.parse.urlsplit(url)
+        with socket.create_connection((address.hostname, address.port), timeout=10) as raw:
+            raw.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: lots\r\n\r\n")
+            assert raw.recv(64).startswith(b"HTTP/1.0 413")
         with pytest.raises(UpdateRejected, match=r"refused the embed message: .* before 'setup'"):
             HttpTransport(url)(Message("embed", {"split": "train", "train": True}, b""))
         HttpTransport(url)(Message("stop"))

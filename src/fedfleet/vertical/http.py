@@ -70,9 +70,10 @@ def serve(service: PassiveService, host: str, port: int, announce: Callable[[str
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or -1)
+            declared = self.headers.get("Content-Length") or ""
+            length = int(declared) if declared.isdigit() else -1
             if not 0 <= length <= MAX_MESSAGE:
-                self._send(413, f"message length {length} is outside 0..{MAX_MESSAGE} bytes".encode())
+                self._send(413, f"message length {declared!r} is not a number in 0..{MAX_MESSAGE} bytes".encode())
                 return
             try:
                 message = unpack(self.rfile.read(length))
