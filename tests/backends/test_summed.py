@@ -109,8 +109,53 @@ def test_a_summed_run_is_the_per_update_run(digits_config, extra, monkeypatch):
     for ours, theirs in zip(summed.history, per_update.history, strict=True):
         assert {k: ours[k] for k in COUNTED if k in ours} == {k: theirs[k] for k in COUNTED if k in theirs}
         assert ours["test_accuracy"] == pytest.approx(theirs["test_accuracy"], abs=0.01)
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
+    assert summed.summary["participation"] == per_update.summary["participation"]
     if "validation" in extra:
         assert summed.history[-1]["updates_rejected"] > 0
+
+
+def test_a_summed_run_keeps_the_rejection_reasons(digits_config, tmp_path):
+    digits_config |= {"validation": {"max_norm_ratio": 1.05}}
+    for name, summed in (("per-update", False), ("summed", True)):
+        run_simulation(load_config(digits_config | {"backend": {"workers": 2, "sum_updates": summed}}),
+                       out_dir=tmp_path / name)
+    reasons = [(tmp_path / name / "rejections.jsonl").read_text() for name in ("per-update", "summed")]
+    assert reasons[0] and reasons[0] == reasons[1]
+
+
+class NaNFromRoundThree(FedAvg):
+    """A FedAvg subclass with its own aggregate: the summed path must not bypass it."""
+
+    def aggregate(self, global_params, updates):
+        if updates[0].base_version >= 2:
+            return torch.full_like(global_params, math.nan)
+        return super().aggregate(global_params, updates)
+
+
+class RefusingClientTwo(FedAvg):
+    def check_update(self, update):
+        return "client 2 is refused" if update.client_id == 2 else None
+
+
+@pytest.mark.parametrize("strategy", [NaNFromRoundThree, RefusingClientTwo])
+def test_a_fedavg_subclass_with_its_own_rule_is_never_summed(digits_config, strategy):
+    runs = [run_simulation(load_config(digits_config | {"backend": {"workers": 2, "sum_updates": summed}}),
+                           strategy=strategy())
+            for summed in (False, True)]
+    assert strategy().sample_mean_lr() is None
+    assert [r["updates_rejected"] for r in runs[1].history] == [r["updates_rejected"] for r in runs[0].history]
+    assert runs[1].history[-1]["updates_rejected"] > 0
+
+
+@pytest.mark.parametrize("aggregator", [{"name": "median"}, {"name": "mean", "clip_norm": 1.0}])
+def test_a_robust_aggregator_takes_the_per_update_path(digits_config, aggregator, monkeypatch):
+    def no_sums(*_):
+        raise AssertionError("a robust aggregator was fed worker sums")
+
+    monkeypatch.setattr(WorkerBackend, "train_held", no_sums)
+    run_simulation(load_config(digits_config | {"aggregator": aggregator,
+                                                "backend": {"workers": 2, "sum_updates": True}}))
 
 
 def test_only_a_sample_weighted_mean_can_be_summed():

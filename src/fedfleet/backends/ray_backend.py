@@ -160,7 +160,8 @@ class RayBackend:
             return actor.sum.remote(batch, arrays_ref, assigned[slot], self._data_refs(assigned[slot]),
                                     own_weights(assigned[slot], weights))
 
-        return add_sums(self._dispatch(assigned, submit), size)
+        summing = {slot: jobs for slot, jobs in assigned.items() if own_weights(jobs, weights)}
+        return add_sums(self._dispatch(summing, submit), size)
 
     def _assign(self, tasks: Sequence[TrainTask], jobs: list[Job]) -> dict[int, list[Job]]:
         return assign_jobs(tasks, jobs, self.client_data, self.num_workers)
@@ -168,7 +169,7 @@ class RayBackend:
     def _dispatch(self, assigned: dict[int, list[Job]], submit: Any) -> dict[int, Any]:
         """``submit(actor, slot)`` for each assigned actor; replies by slot (a dead actor replaced, resubmitted)."""
         ray = _ray()
-        while len(self._actors) < len(assigned):
+        while len(self._actors) <= max(assigned, default=-1):
             self._actors.append(self._new_actor())
         calls = {submit(self._actors[slot], slot): slot for slot in assigned}
         replies: dict[int, Any] = {}

@@ -172,7 +172,8 @@ class WorkerBackend:
         def message(slot: int, fresh: bool) -> tuple[Any, ...]:
             return ("sum", batch, arrays if fresh else None, assigned[slot], own_weights(assigned[slot], weights))
 
-        return add_sums(self._guarded(lambda: self._dispatch(assigned, message)), len(arrays[0]))
+        summing = {slot: jobs for slot, jobs in assigned.items() if own_weights(jobs, weights)}
+        return add_sums(self._guarded(lambda: self._dispatch(summing, message)), len(arrays[0]))
 
     def _guarded(self, call: Any) -> Any:
         try:
@@ -197,7 +198,7 @@ class WorkerBackend:
         A worker that dies is replaced and sent its message again, up to ``MAX_RESTARTS`` times.
         """
         fresh = set()
-        while len(self._workers) < len(assigned):
+        while len(self._workers) <= max(assigned, default=-1):
             fresh.add(len(self._workers))
             self._workers.append(self._spawn())
         pending = dict(assigned)

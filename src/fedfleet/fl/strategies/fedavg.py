@@ -26,7 +26,9 @@ class FedAvg(Strategy):
         self.server_lr = server_lr
 
     def sample_mean_lr(self) -> float | None:
-        return self.server_lr if self.combiner is None else None
+        """η_s, unless a robust combiner replaces the mean or a subclass aggregates or checks updates its own way."""
+        own_rule = type(self).aggregate is not FedAvg.aggregate or type(self).check_update is not Strategy.check_update
+        return None if self.combiner is not None or own_rule else self.server_lr
 
     def aggregate(self, global_params: torch.Tensor, updates: Sequence[ClientUpdate]) -> torch.Tensor:
         weights = sample_weights(updates)
