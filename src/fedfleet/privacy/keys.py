@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from fedfleet.errors import ConfigError, DataError
+from fedfleet.json_files import read_json
 from fedfleet.privacy.checks import check_images
 from fedfleet.privacy.masks import Mask, MaskKey, make_pattern
 from fedfleet.privacy.superimpose import superimpose
@@ -101,13 +101,8 @@ class KeyFile:
 
 def load_key_file(path: Path) -> KeyFile:
     """Read ``key.json``; a missing or corrupt file is a one-line DataError."""
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path.parent} has no {path.name} (the secret mask key); copy it back beside the "
-                        "model or rerun privacy mask") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: cannot read the key ({exc}); rerun privacy mask") from None
+    raw = read_json(path, f"{path.parent} has no {path.name} (the secret mask key); copy it back beside the "
+                          "model or rerun privacy mask", "cannot read the key", "rerun privacy mask")
     if not isinstance(raw, dict):
         raise DataError(f"{path}: not a mask key; rerun privacy mask")
     return KeyFile(raw, path)

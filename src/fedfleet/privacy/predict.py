@@ -23,6 +23,7 @@ from torch import nn
 
 from fedfleet.data.idx import read_idx
 from fedfleet.errors import ConfigError, DataError
+from fedfleet.json_files import read_json
 from fedfleet.models import build_model
 from fedfleet.privacy.checks import check_images
 from fedfleet.privacy.keys import load_key_file
@@ -82,13 +83,8 @@ def _manifest(folder: Path) -> dict[str, Any]:
     path = folder / MODEL_FILE
     if not folder.is_dir():
         raise DataError(f"model folder {folder}: no such folder; give the --out folder of privacy mask or occlude")
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{folder} is not a privacy model folder (no {MODEL_FILE}); give the --out folder of "
-                        "privacy mask or occlude") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: cannot read it ({exc}); rerun the job that wrote it") from None
+    raw = read_json(path, f"{folder} is not a privacy model folder (no {MODEL_FILE}); give the --out folder of "
+                          "privacy mask or occlude", "cannot read it", "rerun the job that wrote it")
     fields = {"format": str, "architecture": str, "input_shape": list, "classes": list, "protection": str}
     if not isinstance(raw, dict) or any(not isinstance(raw.get(k), t) for k, t in fields.items()):
         raise DataError(f"{path} lacks or mistypes one of {', '.join(fields)}; rerun the job that wrote it")

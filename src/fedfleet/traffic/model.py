@@ -20,6 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fedfleet.errors import ConfigError, DataError
+from fedfleet.json_files import read_json
 from fedfleet.traffic.classifiers import build_classifier, fit_classifier
 from fedfleet.traffic.preprocess import TrafficPreprocessor
 from fedfleet.traffic.schema import CAPTURE_COLUMN, ColumnSpec
@@ -209,13 +210,8 @@ def _plain(value: Any) -> Any:
 
 def _read_json(path: Path) -> Any:
     """A JSON file's content; a missing, binary or malformed file is a DataError naming it."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path.parent} is not a traffic model folder (no {path.name})") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else str(exc).split("\n")[0]
-        raise DataError(f"{path}: corrupt model file ({reason}); retrain or restore the folder") from None
+    return read_json(path, f"{path.parent} is not a traffic model folder (no {path.name})",
+                     "corrupt model file", "retrain or restore the folder")
 
 
 def _read_manifest(directory: Path) -> Manifest:
