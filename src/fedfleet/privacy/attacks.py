@@ -24,6 +24,7 @@ from fedfleet.privacy.masks import Mask, MaskKey, encrypt_with_any, expand_keys
 from fedfleet.privacy.metrics import psnr, ssim
 from fedfleet.privacy.seeding import Stream, derive_seed, stream
 from fedfleet.privacy.superimpose import estimate_pattern, invert
+from fedfleet.privacy.training import fit_minibatches
 
 ATTACKS: tuple[str, ...] = ("average", "linear", "network")
 
@@ -148,15 +149,13 @@ class InverseAttack:
             self.network_ = nn.Sequential(
                 nn.Linear(width, self.hidden), nn.ReLU(), nn.Linear(self.hidden, width), nn.Sigmoid()
             )
-        optimizer = torch.optim.Adam(self.network_.parameters(), lr=1e-3)
-        order_rng = torch.Generator().manual_seed(derive_seed(self.random_state, Stream.ATTACK_NETWORK, 1))
-        for _ in range(self.epochs):
-            for batch in torch.randperm(len(inputs), generator=order_rng).split(64):
-                loss = nn.functional.mse_loss(self.network_(inputs[batch]), targets[batch])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-        self.network_.eval()
+        network = self.network_
+
+        def mse(batch: torch.Tensor) -> torch.Tensor:
+            return nn.functional.mse_loss(network(inputs[batch]), targets[batch])
+
+        order = torch.Generator().manual_seed(derive_seed(self.random_state, Stream.ATTACK_NETWORK, 1))
+        fit_minibatches(network, len(inputs), mse, epochs=self.epochs, batch_size=64, lr=1e-3, order=order)
 
     @torch.no_grad()
     def reconstruct(self, encrypted: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ from fedfleet.privacy.attacks import InverseAttack
 from fedfleet.privacy.checks import check_images
 from fedfleet.privacy.masks import Mask, MaskKey, encrypt_with_any
 from fedfleet.privacy.seeding import Stream, derive_seed
+from fedfleet.privacy.training import fit_minibatches
 
 
 def _decoder(channels: int, width: int) -> nn.Module:
@@ -88,16 +89,17 @@ class DecoderAttack:
         with torch.random.fork_rng():
             torch.manual_seed(derive_seed(self.random_state, Stream.ATTACK_NETWORK, 3))
             self.decoder_ = _decoder(self.shape_[0], self.width)
-        optimizer = torch.optim.Adam(self.decoder_.parameters(), lr=3e-3)
+        decoder, encrypted = self.decoder_, [public]
+
+        def encrypt_afresh() -> None:  # a new key assignment every epoch
+            encrypted[0] = self._inputs(encrypt(public))
+
+        def mse(batch: torch.Tensor) -> torch.Tensor:
+            return nn.functional.mse_loss(decoder(encrypted[0][batch]), public[batch])
+
         order = torch.Generator().manual_seed(derive_seed(self.random_state, Stream.ATTACK_NETWORK, 4))
-        for _ in range(self.epochs):
-            encrypted = self._inputs(encrypt(public))
-            for batch in torch.randperm(len(public), generator=order).split(64):
-                loss = nn.functional.mse_loss(self.decoder_(encrypted[batch]), public[batch])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-        self.decoder_.eval()
+        fit_minibatches(decoder, len(public), mse, epochs=self.epochs, batch_size=64, lr=3e-3, order=order,
+                        before_epoch=encrypt_afresh)
         return self
 
     @torch.no_grad()

@@ -21,6 +21,7 @@ from fedfleet.errors import ConfigError
 from fedfleet.privacy.checks import check_images
 from fedfleet.privacy.occlusion import INPAINT_METHODS, OcclusionRegion, inpaint
 from fedfleet.privacy.seeding import Stream, derive_seed
+from fedfleet.privacy.training import fit_minibatches
 
 
 class TeleaInpainter:
@@ -82,19 +83,17 @@ class LearnedInpainter:
                 nn.Conv2d(h, h, 3, padding=4, dilation=4), nn.ReLU(),
                 nn.Conv2d(h, channels, 3, padding=1), nn.Sigmoid(),
             )
-        optimizer = torch.optim.Adam(self.network_.parameters(), lr=self.lr)
+        network = self.network_
         rng = torch.Generator().manual_seed(derive_seed(self.random_state, Stream.OCCLUSION_SAMPLE, 2))
-        self.network_.train()
-        for _ in range(self.epochs):
-            for batch in torch.randperm(len(public), generator=rng).split(self.batch_size):
-                clear = public[batch]
-                hole = holes[torch.randint(len(holes), (len(batch),), generator=rng)][:, None]  # (B, 1, H, W)
-                estimate = self.network_(torch.cat([clear * (1 - hole) + fill * hole, hole], dim=1))
-                loss = ((estimate - clear) ** 2 * hole).sum() / hole.sum().clamp_min(1.0) / channels
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-        self.network_.eval()
+
+        def hole_loss(batch: torch.Tensor) -> torch.Tensor:
+            clear = public[batch]
+            hole = holes[torch.randint(len(holes), (len(batch),), generator=rng)][:, None]  # (B, 1, H, W)
+            estimate = network(torch.cat([clear * (1 - hole) + fill * hole, hole], dim=1))
+            return ((estimate - clear) ** 2 * hole).sum() / hole.sum().clamp_min(1.0) / channels
+
+        fit_minibatches(network, len(public), hole_loss, epochs=self.epochs, batch_size=self.batch_size,
+                        lr=self.lr, order=rng)
         return self
 
     @torch.no_grad()

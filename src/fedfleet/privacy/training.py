@@ -1,4 +1,5 @@
-"""Small supervised training loop for the recognition models (Adam, mini-batches, seeded)."""
+"""The one small training loop of the privacy module (Adam, seeded mini-batches): recognition models,
+the attackers' inverse networks and decoders, the learned inpainter."""
 
 from __future__ import annotations
 
@@ -48,16 +49,56 @@ def train_classifier(
     with torch.random.fork_rng():
         torch.manual_seed(derive_seed(seed, Stream.MODEL_INIT))
         model = build_model(model_name, data.input_shape, data.num_classes)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
-    order_rng = torch.Generator().manual_seed(derive_seed(seed, Stream.BATCH_ORDER))
+
+    def batch_loss(batch: torch.Tensor) -> torch.Tensor:
+        images = data.x[batch]
+        if transform is not None:
+            images = transform(images)
+        return loss_fn(model(images), data.y[batch])
+
+    order = torch.Generator().manual_seed(derive_seed(seed, Stream.BATCH_ORDER))
+    return fit_minibatches(model, len(data), batch_loss, epochs=epochs, batch_size=batch_size, lr=lr, order=order)
+
+
+def fit_minibatches(
+    model: nn.Module,
+    count: int,
+    batch_loss: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    order: torch.Generator,
+    before_epoch: Callable[[], None] | None = None,
+) -> nn.Module:
+    """Train ``model`` with Adam: each epoch, ``count`` samples in an order drawn from ``order``.
+
+    Parameters
+    ----------
+    model : nn.Module
+    count : int
+        Samples per epoch; ``batch_loss`` receives each batch's indices (a shuffled split of
+        ``range(count)``) and returns the loss to minimise.
+    epochs, batch_size, lr :
+        Optimisation settings.
+    order : torch.Generator
+        Draws each epoch's permutation (``batch_loss`` may draw from it too).
+    before_epoch : callable, optional
+        Called at the start of every epoch (e.g. to encrypt the data afresh).
+
+    Returns
+    -------
+    nn.Module
+        ``model``, trained, in eval mode.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     for _ in range(epochs):
-        for batch in torch.randperm(len(data), generator=order_rng).split(batch_size):
-            images = data.x[batch]
-            if transform is not None:
-                images = transform(images)
-            loss = loss_fn(model(images), data.y[batch])
+        if before_epoch is not None:
+            before_epoch()
+        for batch in torch.randperm(count, generator=order).split(batch_size):
+            loss = batch_loss(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
